@@ -1,0 +1,1 @@
+"""The ffnas search service: REST API, persistence, controller and CLI."""

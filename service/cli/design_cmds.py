@@ -1,0 +1,10 @@
+"""Commands of this group are registered on the `ffnas` app by `register`."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to `app`."""
+    del app

@@ -1,0 +1,12 @@
+"""Built-in evaluators. Each module registers itself with `register_evaluator` on import.
+
+Add a module here and import it below to make a new evaluator selectable by jobs.
+"""
+
+from workers.evaluators.base import EvalFailure
+from workers.evaluators.base import EvalOutcome
+from workers.evaluators.base import Evaluator
+from workers.evaluators.base import TrialContext
+from workers.evaluators.base import get_evaluator
+
+__all__ = ["EvalFailure", "EvalOutcome", "Evaluator", "TrialContext", "get_evaluator"]
