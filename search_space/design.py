@@ -189,7 +189,8 @@ class LayerFFN(_Frozen):
         default=False, description="Attention and FFN read the same input (GPT-J style)."
     )
     norm: NormPlacement = Field(
-        default=None,  # type: ignore[assignment]  # resolved in _default_norm
+        # Only a fallback: `_default_norm` fills it (`none` for noop) before validation.
+        default="pre",
         description="FFN norm placement; defaults to `pre`, and to `none` for noop.",
     )
     norm_type: NormType = "rmsnorm"

@@ -2,7 +2,8 @@
 
 Evaluators with `needs_sandbox = False` (pure Python, e.g. `analytic`) run in-process.
 Evaluators that touch torch run in a spawned child (see `workers.sandbox`) so that CUDA never
-lives in the forking Celery process and a crash or timeout cannot kill the worker.
+lives in the forking Celery process and a crash or timeout cannot kill the worker. The child's
+wall-clock timeout is ``ctx.time_limit_s``, which the task keeps below its soft time limit.
 """
 
 from __future__ import annotations
@@ -14,4 +15,9 @@ from workers.evaluators.base import get_evaluator
 
 def execute(ctx: TrialContext, *, evaluator: str) -> EvalOutcome:
     """Evaluate `ctx` with the named evaluator. Raises `EvalFailure` on a known failure."""
-    return get_evaluator(evaluator).evaluate(ctx)
+    chosen = get_evaluator(evaluator)
+    if not chosen.needs_sandbox:
+        return chosen.evaluate(ctx)
+    from workers.sandbox import default_sandbox
+
+    return default_sandbox().run(ctx, evaluator=evaluator)

@@ -8,5 +8,8 @@ from workers.evaluators.base import EvalOutcome
 from workers.evaluators.base import Evaluator
 from workers.evaluators.base import TrialContext
 from workers.evaluators.base import get_evaluator
+from workers.evaluators import analytic  # noqa: F401,E402  (registers "analytic")
+from workers.evaluators import latency  # noqa: F401,E402  (registers "latency")
+from workers.evaluators import proxy  # noqa: F401,E402  (registers "proxy")
 
 __all__ = ["EvalFailure", "EvalOutcome", "Evaluator", "TrialContext", "get_evaluator"]

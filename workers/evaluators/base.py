@@ -109,6 +109,9 @@ class Evaluator(abc.ABC):
     # True when the evaluator touches torch/CUDA: it then runs in a spawned child process,
     # because CUDA does not survive fork() and the Celery pool forks.
     needs_sandbox: ClassVar[bool] = False
+    # True when `evaluate` calls `ctx.report(step, value)` (e.g. proxy training): only such
+    # evaluators can be pruned, so the API refuses a pruner for the others.
+    reports_intermediate: ClassVar[bool] = False
 
     @abc.abstractmethod
     def evaluate(self, ctx: TrialContext) -> EvalOutcome:

@@ -1,0 +1,302 @@
+"""Reads and writes of the API, keyword-only (FastAPI-template style).
+
+Every query that takes a job id also takes the owner, so another owner's job is simply not
+found (OWASP API1). Functions here never commit half a change: each write commits once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+from typing import NamedTuple
+
+from sqlalchemy import delete
+from sqlalchemy import func
+from sqlmodel import Session
+from sqlmodel import col
+from sqlmodel import select
+
+from search_space.design import LayerFFN
+from service.models import Job
+from service.models import JobPublic
+from service.models import JobSpec
+from service.models import LatencyPublic
+from service.models import Target
+from service.models import Trial
+from service.models import TrialCounts
+from service.models import TrialPublic
+from service.pareto import eligible_values
+
+__all__ = [
+    "create_job",
+    "delete_job_rows",
+    "design_summary",
+    "get_job",
+    "get_trial",
+    "job_public",
+    "jobs_public",
+    "list_jobs",
+    "list_targets",
+    "list_trials",
+    "TrialScore",
+    "trial_public",
+    "trial_scores",
+    "trials_by_numbers",
+    "trials_changed_since",
+]
+
+_SUMMARY_LABELS = 4
+
+
+def create_job(*, session: Session, spec: JobSpec, owner_id: str) -> Job:
+    """Store a queued job for `owner_id` and commit."""
+    job = Job(
+        owner_id=owner_id,
+        name=spec.name,
+        spec=spec.model_dump(mode="json"),
+        target=spec.target,
+        evaluator=spec.evaluator.name,
+        strategy=spec.strategy.name,
+        n_trials=spec.n_trials,
+        status="queued",
+    )
+    session.add(job)
+    session.commit()
+    session.refresh(job)
+    return job
+
+
+def get_job(*, session: Session, job_id: str, owner_id: str) -> Job | None:
+    """The job `job_id` if it belongs to `owner_id`, else None."""
+    return session.exec(select(Job).where(Job.id == job_id, Job.owner_id == owner_id)).first()
+
+
+def list_jobs(
+    *, session: Session, owner_id: str, status: str | None, limit: int, offset: int
+) -> tuple[list[Job], int]:
+    """A page of `owner_id`'s jobs, newest first, and the total count."""
+    where = [Job.owner_id == owner_id]
+    if status is not None:
+        where.append(Job.status == status)
+    count = session.exec(select(func.count()).select_from(Job).where(*where)).one()
+    rows = session.exec(
+        select(Job)
+        .where(*where)
+        .order_by(col(Job.created_at).desc(), col(Job.id))
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    return list(rows), int(count)
+
+
+def delete_job_rows(*, session: Session, job: Job) -> None:
+    """Delete a job and its trials in one transaction."""
+    session.exec(delete(Trial).where(col(Trial.job_id) == job.id))  # type: ignore[call-overload]
+    session.delete(job)
+    session.commit()
+
+
+def list_trials(
+    *, session: Session, job_id: str, state: str | None, limit: int, offset: int
+) -> tuple[list[Trial], int]:
+    """A page of a job's trials in number order, and the total count."""
+    where = [Trial.job_id == job_id]
+    if state is not None:
+        where.append(Trial.state == state)
+    count = session.exec(select(func.count()).select_from(Trial).where(*where)).one()
+    rows = session.exec(
+        select(Trial).where(*where).order_by(col(Trial.number)).offset(offset).limit(limit)
+    ).all()
+    return list(rows), int(count)
+
+
+def get_trial(*, session: Session, job_id: str, number: int) -> Trial | None:
+    return session.exec(
+        select(Trial).where(Trial.job_id == job_id, Trial.number == number)
+    ).first()
+
+
+class TrialScore(NamedTuple):
+    """The columns a front needs, without the design (most of a row's bytes)."""
+
+    number: int
+    state: str
+    feasible: bool | None
+    values: dict[str, float]
+
+
+def trial_scores(*, session: Session, job_id: str) -> list[TrialScore]:
+    """Number, state, feasibility and values of every trial of a job, in number order."""
+    rows = session.exec(
+        select(Trial.number, Trial.state, Trial.feasible, Trial.values)
+        .where(Trial.job_id == job_id)
+        .order_by(col(Trial.number))
+    ).all()
+    return [
+        TrialScore(number, state, feasible, dict(values or {}))
+        for number, state, feasible, values in rows
+    ]
+
+
+def trials_by_numbers(*, session: Session, job_id: str, numbers: Sequence[int]) -> list[Trial]:
+    """Full rows of the given trial numbers, in number order."""
+    if not numbers:
+        return []
+    return list(
+        session.exec(
+            select(Trial)
+            .where(Trial.job_id == job_id, col(Trial.number).in_(list(numbers)))
+            .order_by(col(Trial.number))
+        )
+    )
+
+
+def trials_changed_since(
+    *, session: Session, job_id: str, since: dt.datetime | None
+) -> list[Trial]:
+    """Trials of a job whose `updated_at` is at or after `since` (all when None)."""
+    query = select(Trial).where(Trial.job_id == job_id)
+    if since is not None:
+        query = query.where(col(Trial.updated_at) >= since)
+    return list(session.exec(query.order_by(col(Trial.updated_at), col(Trial.number))))
+
+
+def list_targets(*, session: Session) -> list[Target]:
+    return list(session.exec(select(Target).order_by(col(Target.name))))
+
+
+# --------------------------------------------------------------------------------------
+# Public views
+# --------------------------------------------------------------------------------------
+
+
+def _counts(*, session: Session, job_ids: Sequence[str]) -> dict[str, TrialCounts]:
+    if not job_ids:
+        return {}
+    rows = session.exec(
+        select(Trial.job_id, Trial.state, func.count())
+        .where(col(Trial.job_id).in_(job_ids))
+        .group_by(col(Trial.job_id), col(Trial.state))
+    ).all()
+    per_job: dict[str, dict[str, int]] = {job_id: {} for job_id in job_ids}
+    for job_id, state, n in rows:
+        per_job[job_id][state] = int(n)
+    return {job_id: TrialCounts(**counts) for job_id, counts in per_job.items()}
+
+
+def _best(*, session: Session, jobs: Sequence[Job]) -> dict[str, dict[str, float] | None]:
+    """Per job, the best value of each objective over complete feasible trials.
+
+    With one objective this is the best trial's value; with several it is the ideal point
+    (each coordinate may come from a different trial; the front is at /pareto).
+    """
+    if not jobs:
+        return {}
+    # Only the columns the ranking needs: the design JSON is most of a row's bytes.
+    rows = session.exec(
+        select(Trial.job_id, Trial.number, Trial.values, Trial.feasible).where(
+            col(Trial.job_id).in_([job.id for job in jobs]), Trial.state == "complete"
+        )
+    ).all()
+    by_job: dict[str, list[TrialScore]] = {job.id: [] for job in jobs}
+    for job_id, number, values, feasible in rows:
+        by_job[job_id].append(TrialScore(number, "complete", feasible, dict(values or {})))
+    best: dict[str, dict[str, float] | None] = {}
+    for job in jobs:
+        objectives = job.spec.get("objectives", [])
+        names = [o["name"] for o in objectives]
+        directions = [o.get("direction", "minimize") for o in objectives]
+        scored = eligible_values(by_job[job.id], names, directions)
+        if not scored:
+            best[job.id] = None
+            continue
+        signs = [1.0 if d == "minimize" else -1.0 for d in directions]
+        best[job.id] = {
+            name: sign * min(v[k] for _, v in scored)
+            for k, (name, sign) in enumerate(zip(names, signs, strict=True))
+        }
+    return best
+
+
+def jobs_public(*, session: Session, jobs: Sequence[Job]) -> list[JobPublic]:
+    """Public views of `jobs`, with trial counts and best values (two queries in all)."""
+    counts = _counts(session=session, job_ids=[job.id for job in jobs])
+    best = _best(session=session, jobs=jobs)
+    return [
+        JobPublic(
+            id=job.id,
+            name=job.name,
+            status=job.status,  # type: ignore[arg-type]
+            spec=job.spec,
+            target=job.target,
+            evaluator=job.evaluator,
+            strategy=job.strategy,
+            n_trials=job.n_trials,
+            counts=counts[job.id],
+            best=best[job.id],
+            created_at=job.created_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            error=job.error,
+        )
+        for job in jobs
+    ]
+
+
+def job_public(*, session: Session, job: Job) -> JobPublic:
+    return jobs_public(session=session, jobs=[job])[0]
+
+
+def trial_public(trial: Trial) -> TrialPublic:
+    """The public view of a trial row (pure: no queries)."""
+    has_latency = any(
+        v is not None for v in (trial.latency_p20_ms, trial.latency_p50_ms, trial.latency_p80_ms)
+    )
+    return TrialPublic(
+        id=trial.id,
+        number=trial.number,
+        state=trial.state,  # type: ignore[arg-type]
+        feasible=trial.feasible,
+        values=trial.values or {},
+        constraints=trial.constraints or {},
+        intermediate=trial.intermediate or [],
+        design=trial.design or {},
+        summary=design_summary(trial.design),
+        latency=LatencyPublic(
+            p20_ms=trial.latency_p20_ms, p50_ms=trial.latency_p50_ms, p80_ms=trial.latency_p80_ms
+        )
+        if has_latency
+        else None,
+        layer_latency_ms=trial.layer_latency_ms,
+        reason=trial.reason,
+        error=trial.error,
+        attempt=trial.attempt,
+        created_at=trial.created_at,
+        finished_at=trial.finished_at,
+    )
+
+
+def design_summary(design: dict[str, Any] | None) -> str:
+    """A one-line label of a design's layers, e.g. ``20x dense 14336 swiglu, 4x noop``."""
+    layers = (design or {}).get("layers") or []
+    labels: Counter[str] = Counter()
+    for layer in layers:
+        labels[_layer_label(json.dumps(layer, sort_keys=True))] += 1
+    parts = [f"{n}x {label}" for label, n in labels.most_common(_SUMMARY_LABELS)]
+    hidden = len(labels) - _SUMMARY_LABELS
+    if hidden > 0:
+        parts.append(f"+{hidden} more")
+    return ", ".join(parts)
+
+
+@lru_cache(maxsize=4096)
+def _layer_label(layer_json: str) -> str:
+    # Validating a layer costs ~20 us; designs repeat layers, so labels are cached by JSON.
+    try:
+        return LayerFFN.model_validate_json(layer_json).summary()
+    except ValueError:
+        return "invalid"

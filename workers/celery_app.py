@@ -1,0 +1,118 @@
+"""The Celery app every ffnas process uses: API (to enqueue), controller and workers.
+
+Queues: ``controller`` (the controller's tasks in `service.tasks`, one process) and
+``eval.<target>`` (trials for one target, `workers.tasks.evaluate_trial`). Tasks are routed
+by name when they are sent, so the API and the controller never import worker code and
+workers never import optuna.
+
+Delivery rules (reliability.md §1): acks late, prefetch 1, re-queue when the pool child
+dies, the hard time limit below the broker's visibility timeout and the soft limit 60 s (or
+less) before the hard one, no result backend (tasks write rows; nobody waits on a result).
+A per-trial attempts cap in the database stops a poison trial from looping.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Celery
+from kombu import Queue
+
+from service.core.config import Settings
+from service.core.config import get_settings
+
+__all__ = [
+    "CONTROLLER_QUEUE",
+    "app",
+    "configure",
+    "eval_queue",
+    "send_task",
+    "tune_sqlalchemy_transport",
+]
+
+logger = logging.getLogger(__name__)
+
+CONTROLLER_QUEUE = "controller"
+
+
+def eval_queue(target: str) -> str:
+    """The queue that carries trials for `target`."""
+    return f"eval.{target}"
+
+
+def tune_sqlalchemy_transport(polling_interval_s: float) -> None:
+    """Make kombu's SQLAlchemy transport poll every `polling_interval_s` seconds.
+
+    The transport polls its message table once a second by default (kombu 5.7
+    `virtual.Transport.polling_interval = 1.0`): a no-op round trip took a median 1011 ms.
+    The interval cannot go through `broker_transport_options`, because this transport
+    forwards every option to `sqlalchemy.create_engine` (TypeError), so it is set on the
+    transport class. At 5 ms the round trip is ~15 ms (performance.md §7; our own figure is
+    in benchmarks/service.py).
+    """
+    from kombu.transport.sqlalchemy import Transport
+
+    Transport.polling_interval = polling_interval_s
+
+
+def configure(app: Celery, settings: Settings) -> None:
+    """(Re)apply `settings` to `app`; tests call it after changing the environment."""
+    visibility = settings.visibility_timeout_s
+    transport_options: dict[str, object] = {}
+    if settings.broker_url.startswith(("redis://", "rediss://")):
+        transport_options = {"visibility_timeout": visibility}
+        if settings.broker_key_prefix:
+            transport_options["global_keyprefix"] = settings.broker_key_prefix
+    app.conf.update(
+        broker_url=settings.broker_url,
+        broker_transport_options=transport_options,
+        broker_connection_retry_on_startup=True,
+        result_backend=None,
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        worker_prefetch_multiplier=1,
+        task_time_limit=settings.task_time_limit_s,
+        task_soft_time_limit=settings.task_soft_time_limit_s,
+        task_default_queue=CONTROLLER_QUEUE,
+        task_queues=[Queue(CONTROLLER_QUEUE)],
+        task_create_missing_queues=True,
+        task_serializer="json",
+        accept_content=["json"],
+        worker_hijack_root_logger=False,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        worker_soft_shutdown_timeout=10.0,
+        # After a pool child dies, Celery waits this long for its result before it
+        # re-queues the message (default 10 s). Results travel through the database, not
+        # the pool pipe, so there is nothing to wait for: 1 s frees the slot sooner.
+        worker_lost_wait=1.0,
+        # kombu's SQLAlchemy transport has no fanout, which remote control needs.
+        worker_enable_remote_control=settings.broker_url.startswith(("redis", "amqp")),
+        worker_send_task_events=False,
+        broker_connection_timeout=10.0,
+        beat_schedule={
+            "reap": {
+                "task": "service.tasks.reap",
+                "schedule": settings.reaper_interval_s,
+                "options": {"queue": CONTROLLER_QUEUE, "expires": settings.reaper_interval_s},
+            }
+        },
+    )
+    if settings.broker_url.startswith(("sqla+", "sqlalchemy+")):
+        tune_sqlalchemy_transport(settings.broker_polling_interval_s)
+    app._pool = None  # a changed broker URL needs fresh connections
+
+
+def _make_app() -> Celery:
+    app = Celery("ffnas", include=[])
+    configure(app, get_settings())
+    return app
+
+
+app = _make_app()
+
+
+def send_task(name: str, args: list[object], *, queue: str) -> None:
+    """Enqueue task `name` on `queue` (after the caller's commit: the row must exist)."""
+    app.send_task(name, args=args, queue=queue)
