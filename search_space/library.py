@@ -186,9 +186,7 @@ class BlockLibrary(_Frozen):
                 f"layers must be numbered 0..{len(indexed) - 1} without gaps, but "
                 f"layer_{missing[0]} is missing"
             )
-        layers = [
-            _parse_layer(indexed[i], where=f"layer_{i}") for i in range(len(indexed))
-        ]
+        layers = [_parse_layer(indexed[i], where=f"layer_{i}") for i in range(len(indexed))]
         return _build(cls, {"layers": layers}, where="block library")
 
     @classmethod
@@ -202,9 +200,7 @@ class BlockLibrary(_Frozen):
             raise LibraryError(f"unknown field(s) in a native block library: {unknown}")
         raw_layers = data.get("layers")
         if not isinstance(raw_layers, list):
-            raise LibraryError(
-                f"`layers` must be a list, but got {type(raw_layers).__name__}"
-            )
+            raise LibraryError(f"`layers` must be a list, but got {type(raw_layers).__name__}")
         layers = []
         for i, raw in enumerate(raw_layers):
             if not isinstance(raw, Mapping) or set(raw) != {"variants"}:
@@ -257,9 +253,7 @@ class BlockLibrary(_Frozen):
         data = self.to_native() if native else self.to_dict()
         Path(path).write_text(json.dumps(data, indent=1) + "\n")
 
-    def with_measurement(
-        self, *, workload: Workload | None, hardware: str | None
-    ) -> BlockLibrary:
+    def with_measurement(self, *, workload: Workload | None, hardware: str | None) -> BlockLibrary:
         """A copy that records where the runtimes were measured."""
         return self.model_copy(update={"workload": workload, "hardware": hardware})
 
@@ -331,7 +325,9 @@ class BlockLibrary(_Frozen):
             total = value if i == 0 else total + value
         return total
 
-    def design(self, choices: tuple[str, ...] | list[str], *, name: str | None = None) -> FFNDesign:
+    def design(
+        self, choices: tuple[str, ...] | list[str], *, name: str | None = None
+    ) -> FFNDesign:
         """The `FFNDesign` of one variant per layer (needs `dims` and every chosen design)."""
         self._check_choices(choices)
         if self.dims is None:
@@ -364,8 +360,7 @@ class BlockLibrary(_Frozen):
 def _parse_layer(raw: Any, *, where: str) -> dict[str, Any]:
     if not isinstance(raw, Mapping):
         raise LibraryError(
-            f"{where} must map variant names to {{stats, metrics}}, but got "
-            f"{type(raw).__name__}"
+            f"{where} must map variant names to {{stats, metrics}}, but got {type(raw).__name__}"
         )
     variants: dict[str, Any] = {}
     for name, entry in raw.items():

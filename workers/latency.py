@@ -505,14 +505,20 @@ def measure_end_to_end(
     dtype: str | None = None,
     seed: int = 0,
     run_s: float = CPU_MIN_RUN_TIME_S,
+    model: FFNModel | None = None,
 ) -> LatencyStats:
-    """Time the assembled model for one step of ``workload`` (no cache: the check on it)."""
-    backend, dtype = resolve_backend_dtype(design, target, backend, dtype)
-    from workers.build import build_model
+    """Time the assembled model for one step of ``workload`` (no cache: the check on it).
 
-    model = build_model(
-        design, backend=backend, device=device, dtype=TORCH_DTYPES[dtype], seed=seed
-    )
+    ``model``: an already built model of ``design`` (on ``device``, in the dtype) to reuse,
+    e.g. for timing several workloads of one large design.
+    """
+    backend, dtype = resolve_backend_dtype(design, target, backend, dtype)
+    if model is None:
+        from workers.build import build_model
+
+        model = build_model(
+            design, backend=backend, device=device, dtype=TORCH_DTYPES[dtype], seed=seed
+        )
     model.eval()
     vocab = design.dims.vocab
     t = workload.seq if workload.phase == "prefill" else 1

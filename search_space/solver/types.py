@@ -10,7 +10,6 @@ from pydantic import ConfigDict
 from pydantic import Field
 from pydantic import model_validator
 
-from search_space.errors import LibraryError
 from search_space.library import parse_key
 
 __all__ = [

@@ -1,4 +1,6 @@
-"""Client commands: `ffnas submit`, `status`, `watch`, `pareto`, `export`.
+"""Client commands: `ffnas submit`, `status`, `watch`, `pareto`.
+
+`ffnas export ID --trial N` lives with the local export in `design_cmds`.
 
 They talk to a running server over HTTP (`service.client`): the URL and token come from
 ``FFNAS_URL`` and ``FFNAS_TOKEN`` (or `.env`). Bad input and API 4xx answers print the
@@ -16,11 +18,11 @@ from typing import Any
 
 import typer
 
-__all__ = ["register"]
+__all__ = ["api_client", "register"]
 
 
 @contextmanager
-def _api() -> Iterator[Any]:
+def api_client() -> Iterator[Any]:
     from service.client import ApiError
     from service.client import Client
 
@@ -92,7 +94,7 @@ def submit(
 ) -> None:
     """Submit a search job; print its id (or, with --wait, its final state)."""
     spec = _load_spec(file)
-    with _api() as client:
+    with api_client() as client:
         job = client.submit_job(spec)
         if wait:
             job = client.wait(job["id"])
@@ -110,7 +112,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
 ) -> None:
     """Show a job's status, trial counts and best values."""
-    with _api() as client:
+    with api_client() as client:
         job = client.get_job(job_id)
     _echo_json(job) if as_json else _print_job(job)
 
@@ -153,7 +155,7 @@ def watch(job_id: Annotated[str, typer.Argument(help="The job id.")]) -> None:
     from rich.progress import TextColumn
     from rich.progress import TimeElapsedColumn
 
-    with _api() as client:
+    with api_client() as client:
         job = client.get_job(job_id)
         tracker = FrontTracker(job["spec"]["objectives"])
         states: dict[int, str] = {}
@@ -190,7 +192,7 @@ def pareto(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
 ) -> None:
     """Print the job's Pareto front (complete, feasible, non-dominated trials)."""
-    with _api() as client:
+    with api_client() as client:
         front = client.pareto(job_id)
     if as_json:
         _echo_json(front)
@@ -223,32 +225,9 @@ def pareto(
         )
 
 
-def export(
-    job_id: Annotated[str, typer.Argument(help="The job id.")],
-    trial: Annotated[int, typer.Option("--trial", help="Trial number.")],
-    fmt: Annotated[str, typer.Option("--format", help="native | decilm | puzzletron")] = "native",
-    out: Annotated[
-        Path | None, typer.Option("--out", help="Write here instead of stdout.")
-    ] = None,
-) -> None:
-    """Export one trial's design; knobs the format cannot express are listed on stderr."""
-    with _api() as client:
-        result = client.export_trial(job_id=job_id, number=trial, fmt=fmt)
-    for item in result["lossy"]:
-        where = f"layer {item['layer']}" if item.get("layer") is not None else "model"
-        typer.echo(f"lossy: {where} {item['knob']}={item['value']!r}: {item['reason']}", err=True)
-    if out is None:
-        typer.echo(result["content"])
-    else:
-        target = out / result["filename"] if out.is_dir() else out
-        target.write_text(result["content"])
-        typer.echo(str(target))
-
-
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
     app.command("submit")(submit)
     app.command("status")(status)
     app.command("watch")(watch)
     app.command("pareto")(pareto)
-    app.command("export")(export)

@@ -226,19 +226,14 @@ def export_cmd(
     Knobs the format cannot express are listed on stderr (never dropped silently).
     """
     if trial is not None:
-        from service import client
+        from search_space.export import LossyItem
+        from service.cli.client_cmds import api_client
 
-        try:
+        with api_client() as client:
             result = client.export_trial(job_id=target, number=trial, fmt=fmt)
-        except client.ApiError as exc:
-            _fail(f"export of trial {trial} of job {target} failed: {exc}")
         content = str(result["content"])
         filename = str(result.get("filename") or "design.json")
-        lossy_lines = [
-            f"{item.get('severity', 'lossy')}: layer {item.get('layer')}: "
-            f"{item.get('knob')}={item.get('value')!r}: {item.get('reason')}"
-            for item in result.get("lossy", [])
-        ]
+        lossy_lines = [LossyItem.model_validate(item).line() for item in result.get("lossy", [])]
     else:
         from search_space.export import export_design
 

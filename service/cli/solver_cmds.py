@@ -53,7 +53,9 @@ def front_cmd(
     """The exact Pareto front of summed COST vs summed OBJECTIVE over all budgets."""
     lib = _load(library)
     result = _guard(lambda: front(lib, objective=objective, cost=cost, maximize=maximize))
-    shown = _spread(len(result.points), limit if limit is not None else (0 if as_json else _TABLE_LIMIT))
+    shown = _spread(
+        len(result.points), limit if limit is not None else (0 if as_json else _TABLE_LIMIT)
+    )
     if as_json:
         typer.echo(json.dumps(_front_json(result, shown)))
         return
@@ -108,7 +110,7 @@ def solve_cmd(
     else:
         _print_solve(lib, result)
     if result.status == "infeasible":
-        typer.echo(f"error: infeasible: {result.message}", err=True)
+        typer.echo("error: infeasible: no design meets the constraints", err=True)
         for why in result.infeasible:
             typer.echo(f"  {why.message()}", err=True)
             if not as_json:

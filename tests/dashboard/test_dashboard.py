@@ -28,23 +28,38 @@ READ_FRONT = """() => {
   return trace.customdata.map((n, i) => [n, trace.x[i], trace.y[i]]);
 }"""
 
-# Page coordinates of every point of the trace whose name starts with `prefix`, from the
-# axes' own data-to-pixel mapping: [[x, y, trial number], ...].
-POINTS_XY = """(prefix) => {
+# Page coordinates of every clickable point on the front plot: [[x, y, trial number], ...],
+# from the axes' own data-to-pixel mapping.
+POINTS_XY = """() => {
   const gd = document.getElementById('front-plot');
-  const trace = gd.data.find((t) => t.name.startsWith(prefix));
   const xa = gd._fullLayout.xaxis;
   const ya = gd._fullLayout.yaxis;
   const box = gd.getBoundingClientRect();
-  return trace.customdata.map((n, i) => [
-    box.left + xa._offset + xa.d2p(trace.x[i]), box.top + ya._offset + ya.d2p(trace.y[i]), n]);
+  const out = [];
+  for (const trace of gd.data) {
+    if (trace.hoverinfo === 'skip' || !trace.customdata) continue;
+    trace.customdata.forEach((n, i) => out.push([
+      box.left + xa._offset + xa.d2p(trace.x[i]), box.top + ya._offset + ya.d2p(trace.y[i]), n]));
+  }
+  return out;
 }"""
+
+
+def isolated(points: list[list[float]], exclude: int, gap: float = 30.0) -> list[list[float]]:
+    """Points with no other point within `gap` px (Plotly's click picks the nearest one)."""
+    return [
+        p
+        for p in points
+        if p[2] != exclude
+        and all((p[0] - q[0]) ** 2 + (p[1] - q[1]) ** 2 > gap**2 for q in points if q is not p)
+    ]
 
 
 def open_job(page: Any, service: Service, job_id: str) -> None:
     page.goto(f"{service.base_url}/?token={service.token}#/jobs/{job_id}")
     page.wait_for_function(
         "() => document.querySelector('#front-plot')?.dataset.frontNumbers !== undefined"
+        " && Number(document.getElementById('main').dataset.trialCount) > 0"
     )
 
 
@@ -109,8 +124,10 @@ def test_clicking_a_point_opens_its_layer_view(
     # The page preselects the front's best design; click a point that is not selected yet.
     page.wait_for_selector("#layer-view[data-trial]")
     shown = int(page.get_attribute("#layer-view", "data-trial"))
-    points = page.evaluate(POINTS_XY, "Pareto front") + page.evaluate(POINTS_XY, "dominated")
-    x, y, number = next(p for p in points if p[2] != shown)
+    points = page.evaluate(POINTS_XY)
+    candidates = isolated(points, exclude=shown)
+    assert candidates, f"no point stands apart from the others: {points}"
+    x, y, number = candidates[0]
     page.mouse.click(x, y)
     page.wait_for_selector(f"#layer-view[data-trial='{number}']")
     trial = api_get(service, f"/jobs/{job_id}/trials/{number}")

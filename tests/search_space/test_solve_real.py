@@ -40,7 +40,6 @@ def test_front_is_fast_on_one_core(library: BlockLibrary) -> None:
     result = front(library, objective=OBJECTIVE, cost=COST)
     cpu_s = time.process_time() - start
     logger.info("front on the real library: %.3f s CPU, %d points", cpu_s, len(result.points))
-    print(f"front on the real 80x16 library: {cpu_s:.3f} s CPU, {len(result.points)} points")  # noqa: T201
     assert cpu_s < 2.0
 
 
@@ -62,6 +61,8 @@ def test_front_shape(library: BlockLibrary, kl_front: FrontResult) -> None:
         assert library.total(p.choices, OBJECTIVE) == p.objective
 
 
+# ~25 s on 2 busy cores: 24 HiGHS solves proven to gap 0, 0.03-3 s each.
+@pytest.mark.slow
 def test_front_matches_mip_at_24_budgets(library: BlockLibrary, kl_front: FrontResult) -> None:
     points = kl_front.points
     picks = np.linspace(0, len(points) - 1, 12).round().astype(int).tolist()
