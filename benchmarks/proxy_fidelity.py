@@ -79,11 +79,12 @@ NOISE_DESIGNS = ("dense64", "dense256", "moe4x64-top2", "linear")
 DENSE_BY_WIDTH = ("dense64", "dense128", "dense256", "dense512")
 
 
-def job_settings(steps: int) -> ProxySettings:
+def job_settings(steps: int, lr: float = 3e-3) -> ProxySettings:
     return ProxySettings(
         tokens=steps * 16 * 64,
         batch_size=16,
         seq_len=64,
+        lr=lr,
         checkpoints=4,
         eval_tokens=8192,
         max_corpus_bytes=2 << 20,
@@ -91,10 +92,10 @@ def job_settings(steps: int) -> ProxySettings:
     )
 
 
-def _run(args: tuple[str, str, int, int]) -> dict[str, Any]:
-    label, design_json, steps, seed = args
+def _run(args: tuple[str, str, int, int, float]) -> dict[str, Any]:
+    label, design_json, steps, seed, lr = args
     design = FFNDesign.from_json(design_json)
-    result = train_proxy(design, job_settings(steps), seed=seed)
+    result = train_proxy(design, job_settings(steps, lr), seed=seed)
     return {
         "design": label,
         "steps": steps,
@@ -109,16 +110,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=64, help="the job's budget in steps")
     parser.add_argument("--factor", type=int, default=4, help="long budget = factor x steps")
+    parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS / "proxy_fidelity.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     table = designs()
-    jobs = [(label, d.to_json(), args.steps, 0) for label, d in table.items()]
-    jobs += [(label, d.to_json(), args.steps * args.factor, 0) for label, d in table.items()]
+    jobs = [(label, d.to_json(), args.steps, 0, args.lr) for label, d in table.items()]
     jobs += [
-        (label, table[label].to_json(), args.steps, seed)
+        (label, d.to_json(), args.steps * args.factor, 0, args.lr) for label, d in table.items()
+    ]
+    jobs += [
+        (label, table[label].to_json(), args.steps, seed, args.lr)
         for label in NOISE_DESIGNS
         for seed in (1, 2)
     ]
@@ -155,7 +159,7 @@ def main() -> None:
     summary = {
         "config": {
             "dims": DIMS.model_dump(),
-            "settings": job_settings(args.steps).model_dump(),
+            "settings": job_settings(args.steps, args.lr).model_dump(),
             "long_steps": args.steps * args.factor,
             "workers": args.workers,
         },

@@ -37,11 +37,19 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "benchm
 sys.path.insert(0, str(REPO))
 SPACE = {
     "name": "bench",
-    "dims": {"d_model": 64, "n_layers": 4, "n_heads": 4, "n_kv_heads": 2, "vocab": 256,
-             "seq_len": 256},
+    "dims": {
+        "d_model": 64,
+        "n_layers": 4,
+        "n_heads": 4,
+        "n_kv_heads": 2,
+        "vocab": 256,
+        "seq_len": 256,
+    },
     "tie": "per_layer",
-    "layer": {"kind": {"choices": ["dense", "noop", "linear"]},
-              "width": {"low": 64, "high": 512, "step": 64}},
+    "layer": {
+        "kind": {"choices": ["dense", "noop", "linear"]},
+        "width": {"low": 64, "high": 512, "step": 64},
+    },
 }
 
 
@@ -63,16 +71,43 @@ class Env:
 
     def spawn(self, args: list[str], name: str) -> subprocess.Popen[bytes]:
         log = (self.tmp / f"{name}.log").open("ab")
-        proc = subprocess.Popen(args, cwd=REPO, env=self.env, stdout=log, stderr=log,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            args, cwd=REPO, env=self.env, stdout=log, stderr=log, start_new_session=True
+        )
         self.procs.append(proc)
         return proc
 
-    def celery(self, app: str, queue: str, name: str, *, pool: str = "solo", c: int = 1,
-               beat: bool = False) -> None:
-        args = [sys.executable, "-m", "celery", "-A", app, "worker", "-Q", queue, "-P", pool,
-                "-c", str(c), "-n", f"{name}@%h", "--without-gossip", "--without-mingle",
-                "--without-heartbeat", "-l", "WARNING"]
+    def celery(
+        self,
+        app: str,
+        queue: str,
+        name: str,
+        *,
+        pool: str = "solo",
+        c: int = 1,
+        beat: bool = False,
+    ) -> None:
+        args = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            app,
+            "worker",
+            "-Q",
+            queue,
+            "-P",
+            pool,
+            "-c",
+            str(c),
+            "-n",
+            f"{name}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-l",
+            "WARNING",
+        ]
         if beat:
             args += ["-B", "-s", str(self.tmp / "beat")]
         self.spawn(args, name)
@@ -91,7 +126,11 @@ class Env:
 
 
 def broker_round_trip(tmp: Path, n: int = 30) -> dict[str, float]:
-    """No-op task round trip through the SQLAlchemy transport, default vs tuned polling."""
+    """No-op task round trip through the SQLAlchemy transport, default vs tuned polling.
+
+    The client polls its result every 1 ms (`get(interval=...)`; Celery's default 0.5 s
+    would dominate), so the figure is the broker's pick-up delay plus the task's overhead.
+    """
     code = f"""
 import sys, time, statistics
 from celery import Celery
@@ -107,20 +146,31 @@ if sys.argv[2] == "worker":
     app.worker_main(["worker", "-P", "solo", "-l", "WARNING", "--without-gossip",
                      "--without-mingle", "--without-heartbeat"])
 else:
-    noop.delay().get(timeout=60)
+    noop.delay().get(timeout=60, interval=0.001)
     times = []
     for _ in range({n}):
-        t = time.perf_counter(); noop.delay().get(timeout=60); times.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        noop.delay().get(timeout=60, interval=0.001)
+        times.append(time.perf_counter() - t)
     print(statistics.median(times) * 1e3)
 """
     out = {}
     for label, interval in (("default_1s_polling", "0"), ("tuned_5ms_polling", "0.005")):
-        worker = subprocess.Popen([sys.executable, "-c", code, interval, "worker"], cwd=REPO,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  start_new_session=True)
+        worker = subprocess.Popen(
+            [sys.executable, "-c", code, interval, "worker"],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
-            done = subprocess.run([sys.executable, "-c", code, interval, "client"], cwd=REPO,
-                                  capture_output=True, text=True, timeout=300)
+            done = subprocess.run(
+                [sys.executable, "-c", code, interval, "client"],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             if done.returncode != 0:
                 raise RuntimeError(f"round-trip client failed: {done.stderr[-2000:]}")
             out[label] = float(done.stdout.strip().splitlines()[-1])
@@ -172,10 +222,15 @@ def _trials(job_id: str) -> list[Any]:
 
 def _spec(name: str, strategy: str, n: int, in_flight: int) -> dict[str, Any]:
     return {
-        "name": name, "space": SPACE, "target": "cpu", "evaluator": {"name": "analytic"},
+        "name": name,
+        "space": SPACE,
+        "target": "cpu",
+        "evaluator": {"name": "analytic"},
         "objectives": [{"name": "params", "direction": "maximize"}, {"name": "flops"}],
-        "strategy": {"name": strategy, "seed": 1}, "n_trials": n,
-        "max_in_flight": in_flight, "trial_time_limit_s": 60,
+        "strategy": {"name": strategy, "seed": 1},
+        "n_trials": n,
+        "max_in_flight": in_flight,
+        "trial_time_limit_s": 60,
     }
 
 
@@ -189,8 +244,19 @@ def service_figures(tmp: Path, *, trials: int, clients: int, requests: int) -> d
         headers = {"Authorization": f"Bearer {token}"}
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
-        env.spawn([sys.executable, "-m", "uvicorn", "service.main:app", "--port", str(port),
-                   "--log-level", "warning"], "api")
+        env.spawn(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "service.main:app",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            "api",
+        )
         env.celery("service.tasks", "controller", "controller", beat=True)
         env.celery("workers.tasks", "eval.cpu", "worker", pool="prefork", c=4)
         for _ in range(300):
@@ -202,15 +268,23 @@ def service_figures(tmp: Path, *, trials: int, clients: int, requests: int) -> d
             time.sleep(0.2)
         # 2. dispatch overhead: one trial in flight.
         for strategy in ("random", "tpe"):
-            r = httpx.post(f"{url}/api/v1/jobs", headers=headers, timeout=30,
-                           json=_spec(f"overhead-{strategy}", strategy, trials, 1))
+            r = httpx.post(
+                f"{url}/api/v1/jobs",
+                headers=headers,
+                timeout=30,
+                json=_spec(f"overhead-{strategy}", strategy, trials, 1),
+            )
             job_id = r.json()["id"]
             _wait_job(url, headers, job_id)
             rows = _trials(job_id)
-            to_row = [(b.created_at - a.finished_at).total_seconds() * 1e3
-                      for a, b in zip(rows, rows[1:], strict=False)]
-            to_claim = [(b.started_at - a.finished_at).total_seconds() * 1e3
-                        for a, b in zip(rows, rows[1:], strict=False)]
+            to_row = [
+                (b.created_at - a.finished_at).total_seconds() * 1e3
+                for a, b in zip(rows, rows[1:], strict=False)
+            ]
+            to_claim = [
+                (b.started_at - a.finished_at).total_seconds() * 1e3
+                for a, b in zip(rows, rows[1:], strict=False)
+            ]
             results[f"dispatch_{strategy}"] = {
                 "result_to_next_row_ms_median": statistics.median(to_row),
                 "result_to_next_row_ms_p90": _pct(to_row, 0.9),
@@ -219,29 +293,39 @@ def service_figures(tmp: Path, *, trials: int, clients: int, requests: int) -> d
             }
         # 3. throughput: 4 worker processes, 8 in flight.
         n = trials * 2
-        r = httpx.post(f"{url}/api/v1/jobs", headers=headers, timeout=30,
-                       json=_spec("throughput", "random", n, 8))
+        r = httpx.post(
+            f"{url}/api/v1/jobs",
+            headers=headers,
+            timeout=30,
+            json=_spec("throughput", "random", n, 8),
+        )
         job_id = r.json()["id"]
         _wait_job(url, headers, job_id)
         rows = _trials(job_id)
-        span = (max(t.finished_at for t in rows) - min(t.created_at for t in rows))
+        span = max(t.finished_at for t in rows) - min(t.created_at for t in rows)
         results["throughput_random_4_workers"] = {
-            "trials": len(rows), "seconds": span.total_seconds(),
+            "trials": len(rows),
+            "seconds": span.total_seconds(),
             "trials_per_s": len(rows) / span.total_seconds(),
         }
         # 4. API latency under concurrent clients (jobs list + fronts).
         latencies: list[float] = []
         errors = 0
         lock = threading.Lock()
-        job_ids = [j["id"] for j in httpx.get(f"{url}/api/v1/jobs", headers=headers,
-                                              timeout=30).json()["data"]]
+        job_ids = [
+            j["id"]
+            for j in httpx.get(f"{url}/api/v1/jobs", headers=headers, timeout=30).json()["data"]
+        ]
 
         def client(k: int) -> None:
             nonlocal errors
             with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
                 for i in range(requests):
-                    path = ("/api/v1/jobs" if i % 2 == 0
-                            else f"/api/v1/jobs/{job_ids[(k + i) % len(job_ids)]}/pareto")
+                    path = (
+                        "/api/v1/jobs"
+                        if i % 2 == 0
+                        else f"/api/v1/jobs/{job_ids[(k + i) % len(job_ids)]}/pareto"
+                    )
                     t = time.perf_counter()
                     ok = http.get(path).status_code == 200
                     dt = (time.perf_counter() - t) * 1e3
@@ -257,8 +341,11 @@ def service_figures(tmp: Path, *, trials: int, clients: int, requests: int) -> d
             t.join()
         elapsed = time.perf_counter() - started
         results["api_concurrent"] = {
-            "clients": clients, "requests": len(latencies), "errors": errors,
-            "p50_ms": _pct(latencies, 0.5), "p99_ms": _pct(latencies, 0.99),
+            "clients": clients,
+            "requests": len(latencies),
+            "errors": errors,
+            "p50_ms": _pct(latencies, 0.5),
+            "p99_ms": _pct(latencies, 0.99),
             "requests_per_s": len(latencies) / elapsed,
         }
     finally:
@@ -277,8 +364,11 @@ def main() -> None:
         figures: dict[str, Any] = {"cpus": os.cpu_count()}
         figures["broker_round_trip_ms_median"] = broker_round_trip(Path(tmp))
         (Path(tmp) / "svc").mkdir()
-        figures.update(service_figures(Path(tmp) / "svc", trials=args.trials,
-                                       clients=args.clients, requests=args.requests))
+        figures.update(
+            service_figures(
+                Path(tmp) / "svc", trials=args.trials, clients=args.clients, requests=args.requests
+            )
+        )
     text = json.dumps(figures, indent=2)
     sys.stdout.write(text + "\n")
     if args.json:

@@ -466,9 +466,7 @@ def _resync(session: Session, job: Job) -> int:
         return 0
     from optuna.trial import TrialState
 
-    unfinished = {
-        t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    }
+    unfinished = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
     if not unfinished:
         return 0
     rows = session.exec(
@@ -566,8 +564,11 @@ def _run_library_job(session: Session, job: Job, spec: JobSpec) -> None:
             ).model_dump(mode="json")
         except ValueError:
             design = {"choices": list(point.choices)}
-        values = {names[0]: float(point.objective), cost_name: float(point.cost)}
-        constraints = {}
+        values: dict[str, float] = {
+            names[0]: float(point.objective),
+            cost_name: float(point.cost),
+        }
+        constraints: dict[str, float] = {}
         for c in spec.constraints:
             if c.name in values:
                 constraints[c.name] = values[c.name] - c.max

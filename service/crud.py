@@ -37,7 +37,10 @@ __all__ = [
     "design_summary",
     "get_job",
     "get_trial",
+    "job_ids",
     "job_public",
+    "jobs_by_ids",
+    "jobs_changed_since",
     "jobs_public",
     "list_jobs",
     "list_targets",
@@ -47,6 +50,7 @@ __all__ = [
     "trial_scores",
     "trials_by_numbers",
     "trials_changed_since",
+    "trials_changed_per_job",
 ]
 
 _SUMMARY_LABELS = 4
@@ -163,6 +167,43 @@ def trials_changed_since(
     if since is not None:
         query = query.where(col(Trial.updated_at) >= since)
     return list(session.exec(query.order_by(col(Trial.updated_at), col(Trial.number))))
+
+
+def jobs_changed_since(*, session: Session, owner_id: str, since: dt.datetime | None) -> list[Job]:
+    """`owner_id`'s jobs whose `updated_at` is at or after `since` (all when None)."""
+    query = select(Job).where(Job.owner_id == owner_id)
+    if since is not None:
+        query = query.where(col(Job.updated_at) >= since)
+    return list(session.exec(query.order_by(col(Job.created_at), col(Job.id))))
+
+
+def trials_changed_per_job(
+    *, session: Session, owner_id: str, since: dt.datetime | None
+) -> dict[str, dt.datetime]:
+    """Per job of `owner_id` with a trial updated at or after `since` (any trial when None),
+    the newest such `updated_at`; reads no trial column but the two it groups on."""
+    query = (
+        select(Trial.job_id, func.max(Trial.updated_at))
+        .join(Job, col(Job.id) == col(Trial.job_id))
+        .where(Job.owner_id == owner_id)
+    )
+    if since is not None:
+        query = query.where(col(Trial.updated_at) >= since)
+    rows = session.exec(query.group_by(col(Trial.job_id))).all()
+    return {job_id: newest for job_id, newest in rows}
+
+
+def jobs_by_ids(*, session: Session, owner_id: str, job_ids: Sequence[str]) -> list[Job]:
+    """The jobs of `owner_id` among `job_ids`, oldest first."""
+    if not job_ids:
+        return []
+    query = select(Job).where(Job.owner_id == owner_id, col(Job.id).in_(list(job_ids)))
+    return list(session.exec(query.order_by(col(Job.created_at), col(Job.id))))
+
+
+def job_ids(*, session: Session, owner_id: str) -> set[str]:
+    """The ids of every job of `owner_id` (an index-only read)."""
+    return set(session.exec(select(Job.id).where(Job.owner_id == owner_id)))
 
 
 def list_targets(*, session: Session) -> list[Target]:

@@ -78,6 +78,7 @@ def recover() -> None:
 @worker_ready.connect
 def _on_controller_ready(sender: Any = None, **kwargs: Any) -> None:
     # Only the worker that consumes the controller queue recovers jobs.
+    del kwargs
     queues = {q.name for q in sender.app.amqp.queues.consume_from.values()} if sender else set()
     if CONTROLLER_QUEUE in queues:
         app.send_task("service.tasks.recover", queue=CONTROLLER_QUEUE)

@@ -101,7 +101,11 @@ def configure(app: Celery, settings: Settings) -> None:
     )
     if settings.broker_url.startswith(("sqla+", "sqlalchemy+")):
         tune_sqlalchemy_transport(settings.broker_polling_interval_s)
-    app._pool = None  # a changed broker URL needs fresh connections
+    # A changed broker URL needs fresh connections, and fresh producers: the producer pool
+    # keeps connections to the old broker otherwise.
+    app._pool = None
+    if "amqp" in app.__dict__:
+        app.amqp._producer_pool = None
 
 
 def _make_app() -> Celery:

@@ -39,7 +39,9 @@ class TrialReporter:
 
     def __call__(self, step: int, value: float) -> bool:
         if not math.isfinite(value):
-            raise ValueError(f"an intermediate value must be finite, but got {value} at step {step}")
+            raise ValueError(
+                f"an intermediate value must be finite, but got {value} at step {step}"
+            )
         with session_scope() as session:
             # Read-modify-write under the (id, attempt, state) guard: only this attempt's
             # worker appends, and it appends from one thread, so no update is lost.

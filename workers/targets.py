@@ -37,6 +37,7 @@ __all__ = [
     "default_target_name",
     "fingerprint",
     "probe",
+    "record_calibration",
 ]
 
 logger = logging.getLogger(__name__)
@@ -239,6 +240,23 @@ def check_calibration(
         f"calibration {value:.1f} GFLOP/s = {ratio:.0%} of the rolling median "
         f"{median:.1f} GFLOP/s over {len(recent)} runs"
     )
+
+
+def record_calibration(
+    previous: dict[str, Any] | None, new: Calibration
+) -> tuple[dict[str, Any], bool, str]:
+    """Check ``new`` against the target's history and return the JSON to store.
+
+    ``previous`` is the stored `Target.calibration` (or None): the latest run plus
+    ``history``, the GFLOP/s of the last `CALIBRATION_HISTORY` runs on this target by any of
+    its workers. Returns ``(calibration_json, ok, message)``; a refused run is kept out of
+    the history, so one slow node cannot drag the median down.
+    """
+    history = [float(h) for h in (previous or {}).get("history", [])]
+    ok, message = check_calibration(history, new.gflops)
+    if ok:
+        history = [*history, new.gflops][-CALIBRATION_HISTORY:]
+    return {**new.model_dump(mode="json"), "history": history}, ok, message
 
 
 def probe(device: str = "auto") -> TargetProbe:

@@ -96,7 +96,8 @@ def _register_target(name: str) -> None:
             # CUDA must not start in the forking Celery parent: probe in the sandbox child.
             from workers.sandbox import default_sandbox
 
-            found = default_sandbox().call(targets.probe, "cuda")
+            # Importing torch and one calibration GEMM take seconds, not minutes.
+            found = default_sandbox().call(targets.probe, "cuda", timeout_s=300.0)
             fingerprint = dict(found.fingerprint)
             calibration = found.calibration.model_dump(mode="json")
     except Exception as exc:  # noqa: BLE001 - a worker without a fingerprint still serves
@@ -114,7 +115,9 @@ def _register_target(name: str) -> None:
         session.commit()
 
 
-def _celery_args(queues: str, *, pool: str, concurrency: int, name: str, loglevel: str) -> list[str]:
+def _celery_args(
+    queues: str, *, pool: str, concurrency: int, name: str, loglevel: str
+) -> list[str]:
     return [
         "worker",
         "-Q",
@@ -136,7 +139,9 @@ def _celery_args(queues: str, *, pool: str, concurrency: int, name: str, logleve
 
 
 def worker(
-    target: Annotated[str, typer.Option(help="Target whose queue (eval.<target>) to serve.")] = "cpu",
+    target: Annotated[
+        str, typer.Option(help="Target whose queue (eval.<target>) to serve.")
+    ] = "cpu",
     concurrency: Annotated[int, typer.Option(min=1, help="Trials run at once.")] = 1,
     queues: Annotated[
         str | None, typer.Option(help="Comma-separated queues (default eval.<target>).")
@@ -161,8 +166,9 @@ def worker(
         # One controller process: its decisions about a job must not race each other.
         from service.tasks import app as celery_app
 
-        args = _celery_args("controller", pool="solo", concurrency=1, name="controller",
-                            loglevel=loglevel)
+        args = _celery_args(
+            "controller", pool="solo", concurrency=1, name="controller", loglevel=loglevel
+        )
         args += ["-B", "-s", str(settings.data_dir / "beat-schedule")]
         celery_app.worker_main(args)
         return
@@ -171,8 +177,13 @@ def worker(
 
     _register_target(target)
     celery_app.worker_main(
-        _celery_args(queues or eval_queue(target), pool=pool, concurrency=concurrency,
-                     name=f"eval-{target}", loglevel=loglevel)
+        _celery_args(
+            queues or eval_queue(target),
+            pool=pool,
+            concurrency=concurrency,
+            name=f"eval-{target}",
+            loglevel=loglevel,
+        )
     )
 
 
@@ -191,7 +202,10 @@ class _Children:
     def start(self, name: str, args: list[str]) -> None:
         log = (self.log_dir / f"{name}.log").open("ab")
         self.procs[name] = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=os.environ.copy(),
             start_new_session=True,
         )
 
@@ -291,7 +305,9 @@ def up(
         bool, typer.Option("--exit-after-demo", help="With --demo: stop once the demo ends.")
     ] = False,
     target: Annotated[str, typer.Option(help="The local evaluation worker's target.")] = "cpu",
-    concurrency: Annotated[int, typer.Option(min=1, help="Trials the local worker runs at once.")] = 1,
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="Trials the local worker runs at once.")
+    ] = 1,
 ) -> None:
     """Run the API, a controller and a local evaluation worker on the embedded default."""
     if exit_after_demo and not demo:
@@ -320,8 +336,18 @@ def up(
     try:
         children.start(
             "api",
-            [sys.executable, "-m", "uvicorn", "service.main:app", "--host", host, "--port",
-             str(port), "--log-level", "warning"],
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "service.main:app",
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
         )
         children.start("controller", [*me, "worker", "--controller"])
         children.start(

@@ -94,6 +94,9 @@ class NNIStrategy(Strategy):
             metric_names=metric_names,
         )
         state = self.study._storage.get_study_system_attrs(self.study._study_id).get(_STATE_KEY)
+        self._told: set[int]
+        self._generated: set[int]
+        self._worst: float | None
         if state is not None:
             self._tuner, self._told, self._generated, self._worst = pickle.loads(
                 base64.b64decode(state)
@@ -102,9 +105,9 @@ class NNIStrategy(Strategy):
             mode = "maximize" if self._maximize else "minimize"
             self._tuner = _make_tuner(tuner, mode=mode, seed=seed, settings=settings)
             self._tuner.update_search_space(space.to_nni())
-            self._told: set[int] = set()
-            self._generated: set[int] = set()
-            self._worst: float | None = None
+            self._told = set()
+            self._generated = set()
+            self._worst = None
         self._replay_missed()
 
     def _save(self) -> None:

@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
+
 def _quiet(cls: Callable[..., Any]) -> Callable[..., Any]:
     # NSGAIIISampler is marked experimental; the warning says nothing a user can act on.
     def build(**kwargs: Any) -> Any:
@@ -131,7 +132,7 @@ def open_study(
     study = optuna.create_study(
         storage=storage,
         study_name=study_name,
-        directions=list(directions),
+        directions=[str(d) for d in directions],  # type: ignore[misc]
         sampler=sampler,
         pruner=pruner,
         load_if_exists=True,
@@ -159,7 +160,9 @@ class OptunaStrategy(Strategy):
         settings: dict[str, Any],
     ) -> None:
         if sampler not in OPTUNA_SAMPLERS:
-            raise ValueError(f"unknown Optuna sampler {sampler!r}; known: {sorted(OPTUNA_SAMPLERS)}")
+            raise ValueError(
+                f"unknown Optuna sampler {sampler!r}; known: {sorted(OPTUNA_SAMPLERS)}"
+            )
         pruner_name = settings.get("pruner")
         pruner: optuna.pruners.BasePruner = optuna.pruners.NopPruner()
         if pruner_name is not None:

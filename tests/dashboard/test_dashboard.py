@@ -292,6 +292,36 @@ def test_new_trial_results_appear_without_reload(
         pytest.fail(f"the drawn front never matched the API's: {seen[-3:]}")
 
 
+def test_jobs_page_progress_moves_without_polling(
+    page: Any, service: Service, running_job: str
+) -> None:
+    jobs_reads: list[str] = []
+    page.on(
+        "request",
+        lambda r: (
+            jobs_reads.append(r.url)
+            if r.method == "GET" and urlsplit(r.url).path == "/api/v1/jobs"
+            else None
+        ),
+    )
+    page.goto(f"{service.base_url}/?token={service.token}#/jobs")
+    page.evaluate("window.__sameDocument = true")
+    text = page.locator(f"#jobs-table tr[data-job-id='{running_job}'] .progress-text")
+    text.wait_for()
+    page.wait_for_selector("#jobs-live-status:text('live')")
+    before = int(text.inner_text().split(" done")[0])
+    # Trials finish every ~0.25 s here (two slots, 0.5 s each): three more took ~1.1 s. The
+    # row can change only through the stream or another GET /jobs, which is counted below.
+    page.wait_for_function(
+        f"""() => parseInt(document.querySelector(
+            "#jobs-table tr[data-job-id='{running_job}'] .progress-text")?.textContent)
+            >= {before + 3}""",
+        timeout=10_000,
+    )
+    assert page.evaluate("window.__sameDocument") is True
+    assert len(jobs_reads) == 1, jobs_reads  # the first fill only: the rest came pushed
+
+
 def test_jobs_page_stops_the_running_job(page: Any, service: Service, running_job: str) -> None:
     page.goto(f"{service.base_url}/?token={service.token}#/jobs")
     row = page.locator(f"#jobs-table tr[data-job-id='{running_job}']")

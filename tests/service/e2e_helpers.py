@@ -15,16 +15,31 @@ REPO = Path(__file__).resolve().parents[2]
 # 4 tied-per-layer layers of dense (4 widths) or noop: 625 designs, instant to cost.
 SPACE: dict[str, Any] = {
     "name": "e2e",
-    "dims": {"d_model": 64, "n_layers": 4, "n_heads": 4, "n_kv_heads": 2, "vocab": 256,
-             "seq_len": 256},
+    "dims": {
+        "d_model": 64,
+        "n_layers": 4,
+        "n_heads": 4,
+        "n_kv_heads": 2,
+        "vocab": 256,
+        "seq_len": 256,
+    },
     "tie": "per_layer",
-    "layer": {"kind": {"choices": ["dense", "noop", "linear"]},
-              "width": {"low": 64, "high": 256, "step": 64}},
+    "layer": {
+        "kind": {"choices": ["dense", "noop", "linear"]},
+        "width": {"low": 64, "high": 256, "step": 64},
+    },
 }
 
 
-def job_spec(*, strategy: str, n_trials: int, max_in_flight: int = 2, delay_s: float = 0.0,
-             seed: int = 7, **extra: Any) -> dict[str, Any]:
+def job_spec(
+    *,
+    strategy: str,
+    n_trials: int,
+    max_in_flight: int = 2,
+    delay_s: float = 0.0,
+    seed: int = 7,
+    **extra: Any,
+) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "name": f"e2e-{strategy}",
         "space": SPACE,
@@ -58,8 +73,15 @@ def submit(client: TestClient, headers: dict[str, str], spec: dict[str, Any]) ->
     return str(response.json()["id"])
 
 
-def wait_job(client: TestClient, headers: dict[str, str], job_id: str, *, stack: Stack,
-             timeout: float = 40.0, statuses: tuple[str, ...] = ("completed",)) -> dict[str, Any]:
+def wait_job(
+    client: TestClient,
+    headers: dict[str, str],
+    job_id: str,
+    *,
+    stack: Stack,
+    timeout: float = 40.0,
+    statuses: tuple[str, ...] = ("completed",),
+) -> dict[str, Any]:
     def done() -> dict[str, Any] | None:
         body = client.get(f"/api/v1/jobs/{job_id}", headers=headers).json()
         return body if body["status"] in (*statuses, "failed") else None
@@ -88,8 +110,9 @@ def brute_front(trials: list[dict[str, Any]], objectives: list[tuple[str, str]])
     return front
 
 
-def check_finished_job(client: TestClient, headers: dict[str, str], job_id: str,
-                       n_trials: int) -> list[dict[str, Any]]:
+def check_finished_job(
+    client: TestClient, headers: dict[str, str], job_id: str, n_trials: int
+) -> list[dict[str, Any]]:
     """Exactly n_trials finished, none active, each counted once; front = brute force."""
     trials = client.get(f"/api/v1/jobs/{job_id}/trials?limit=1000", headers=headers).json()
     data = trials["data"]

@@ -113,19 +113,47 @@ class Stack:
         self.env.update(values)
         _apply_settings(self.env)
 
-    def start(self, name: str, *, queues: str, pool: str = "solo", concurrency: int = 1,
-              app: str = "workers.tasks", beat: bool = False) -> subprocess.Popen[bytes]:
+    def start(
+        self,
+        name: str,
+        *,
+        queues: str,
+        pool: str = "solo",
+        concurrency: int = 1,
+        app: str = "workers.tasks",
+        beat: bool = False,
+    ) -> subprocess.Popen[bytes]:
         """Start `celery -A app worker` on `queues` as process `name`."""
         args = [
-            sys.executable, "-m", "celery", "-A", app, "worker", "-Q", queues,
-            "-P", pool, "-c", str(concurrency), "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h",
-            "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            app,
+            "worker",
+            "-Q",
+            queues,
+            "-P",
+            pool,
+            "-c",
+            str(concurrency),
+            "-n",
+            f"{name}-{uuid.uuid4().hex[:6]}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-l",
+            "INFO",
         ]
         if beat:
             args += ["-B", "-s", str(self.tmp / f"beat-{name}")]
         log = (self.tmp / f"{name}.log").open("ab")
         proc = subprocess.Popen(
-            args, cwd=REPO, env={**os.environ, **self.env}, stdout=log, stderr=log,
+            args,
+            cwd=REPO,
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=log,
             start_new_session=True,
         )
         self.procs[name] = proc
@@ -159,8 +187,9 @@ class Stack:
         get_settings.cache_clear()
 
 
-def wait_for(predicate: Callable[[], Any], *, timeout: float, what: str,
-             stack: Stack | None = None) -> Any:
+def wait_for(
+    predicate: Callable[[], Any], *, timeout: float, what: str, stack: Stack | None = None
+) -> Any:
     """Poll `predicate` until truthy; fail with the worker logs after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

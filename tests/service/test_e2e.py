@@ -25,7 +25,9 @@ from tests.service.stack import sqlite_stack
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres+redis"])
-def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     tmp: Path = tmp_path_factory.mktemp(f"e2e-{request.param.replace('+', '-')}")
     if request.param == "sqlite":
         with sqlite_stack(tmp) as s:

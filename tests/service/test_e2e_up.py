@@ -31,9 +31,23 @@ def _env(tmp: Path) -> dict[str, str]:
 def test_up_demo_runs_to_completion_and_prints_where_the_front_is(tmp_path: Path) -> None:
     port = _free_port()
     done = subprocess.run(
-        [sys.executable, "-m", "service.cli.main", "up", "--demo", "--exit-after-demo",
-         "--data-dir", str(tmp_path), "--port", str(port)],
-        cwd=REPO, env=_env(tmp_path), capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "service.cli.main",
+            "up",
+            "--demo",
+            "--exit-after-demo",
+            "--data-dir",
+            str(tmp_path),
+            "--port",
+            str(port),
+        ],
+        cwd=REPO,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
@@ -42,16 +56,29 @@ def test_up_demo_runs_to_completion_and_prints_where_the_front_is(tmp_path: Path
     assert f"http://127.0.0.1:{port}/#/jobs/" in out and "ffnas pareto " in out
     assert (tmp_path / "ffnas.db").exists() and (tmp_path / "broker.db").exists()
     assert {p.name for p in (tmp_path / "logs").iterdir()} == {
-        "api.log", "controller.log", "worker.log"
+        "api.log",
+        "controller.log",
+        "worker.log",
     }
 
 
 def test_up_stops_every_child_on_sigterm(tmp_path: Path) -> None:
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "service.cli.main", "up", "--data-dir", str(tmp_path),
-         "--port", str(port)],
-        cwd=REPO, env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "service.cli.main",
+            "up",
+            "--data-dir",
+            str(tmp_path),
+            "--port",
+            str(port),
+        ],
+        cwd=REPO,
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
     )
     lines = []
@@ -75,9 +102,21 @@ def test_up_stops_every_child_on_sigterm(tmp_path: Path) -> None:
 
 def test_token_create_prints_a_token(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "service.cli.main", "token", "create", "alice",
-         "--data-dir", str(tmp_path)],
-        cwd=REPO, env=_env(tmp_path), capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "service.cli.main",
+            "token",
+            "create",
+            "alice",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().startswith("ffnas_") and len(done.stdout.strip()) > 30

@@ -24,6 +24,10 @@ from tests.service.e2e_helpers import job_spec
 from tests.service.e2e_helpers import submit
 from tests.service.e2e_helpers import wait_job
 from tests.service.stack import Stack
+from tests.service.stack import postgres_available
+from tests.service.stack import postgres_database
+from tests.service.stack import redis_available
+from tests.service.stack import server_stack
 from tests.service.stack import sqlite_stack
 from tests.service.stack import wait_for
 
@@ -31,6 +35,20 @@ from tests.service.stack import wait_for
 @pytest.fixture()
 def stack(tmp_path: Any) -> Iterator[Stack]:
     with sqlite_stack(tmp_path) as s:
+        s.start_controller()
+        yield s
+
+
+@pytest.fixture(params=["sqlite", "postgres+redis"])
+def any_stack(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Stack]:
+    if request.param == "sqlite":
+        with sqlite_stack(tmp_path) as s:
+            s.start_controller()
+            yield s
+        return
+    if not (postgres_available() and redis_available()):
+        pytest.skip("PostgreSQL or Redis is not running (scripts/services.sh starts them)")
+    with postgres_database() as url, server_stack(tmp_path, url) as s:
         s.start_controller()
         yield s
 
@@ -45,15 +63,18 @@ def _running(job_id: str) -> Trial | None:
     return running[0] if running else None
 
 
-def test_worker_killed_mid_trial_is_rerun_by_the_reaper(stack: Stack) -> None:
+def test_worker_killed_mid_trial_is_rerun_by_the_reaper(any_stack: Stack) -> None:
     # A solo worker killed outright: the SQLAlchemy transport never redelivers its message
-    # (it has no visibility timeout), so the controller's reaper re-queues the trial once
-    # its heartbeat is stale (1.5 s here).
+    # (it has no visibility timeout) and Redis only after its visibility timeout (30 s here),
+    # so the controller's reaper re-queues the trial once its heartbeat is stale (1.5 s).
+    # Redis's late redelivery then finds the trial finished and is dropped.
+    stack = any_stack
     stack.start("worker", queues="eval.cpu")
     client, headers = client_with_token()
     n = 4
-    job_id = submit(client, headers, job_spec(strategy="random", n_trials=n, max_in_flight=1,
-                                              delay_s=1.5))
+    job_id = submit(
+        client, headers, job_spec(strategy="random", n_trials=n, max_in_flight=1, delay_s=1.5)
+    )
     victim = wait_for(lambda: _running(job_id), timeout=20, what="a running trial", stack=stack)
     stack.kill("worker")
     stack.start("worker2", queues="eval.cpu")
@@ -71,8 +92,9 @@ def test_pool_child_killed_mid_trial_is_redelivered(stack: Stack) -> None:
     stack.start("worker", queues="eval.cpu", pool="prefork", concurrency=1)
     client, headers = client_with_token()
     n = 3
-    job_id = submit(client, headers, job_spec(strategy="tpe", n_trials=n, max_in_flight=1,
-                                              delay_s=1.5))
+    job_id = submit(
+        client, headers, job_spec(strategy="tpe", n_trials=n, max_in_flight=1, delay_s=1.5)
+    )
     victim = wait_for(lambda: _running(job_id), timeout=20, what="a running trial", stack=stack)
     child = int(str(victim.worker).rpartition(":")[2])
     assert child != stack.procs["worker"].pid
@@ -92,20 +114,30 @@ def test_controller_killed_and_restarted_resumes_the_job(stack: Stack) -> None:
     stack.start("worker", queues="eval.cpu", pool="prefork", concurrency=2)
     client, headers = client_with_token()
     n = 10
-    job_id = submit(client, headers, job_spec(strategy="tpe", n_trials=n, max_in_flight=2,
-                                              delay_s=0.4))
-    wait_for(lambda: sum(t.state == "complete" for t in _trials(job_id)) >= 3, timeout=30,
-             what="3 finished trials", stack=stack)
+    job_id = submit(
+        client, headers, job_spec(strategy="tpe", n_trials=n, max_in_flight=2, delay_s=0.4)
+    )
+    wait_for(
+        lambda: sum(t.state == "complete" for t in _trials(job_id)) >= 3,
+        timeout=30,
+        what="3 finished trials",
+        stack=stack,
+    )
     stack.kill("controller")
     # Trials in flight finish while no controller listens; their `record` waits in the queue.
-    wait_for(lambda: not any(t.state in ("queued", "running") for t in _trials(job_id)),
-             timeout=20, what="in-flight trials to finish", stack=stack)
+    wait_for(
+        lambda: not any(t.state in ("queued", "running") for t in _trials(job_id)),
+        timeout=20,
+        what="in-flight trials to finish",
+        stack=stack,
+    )
     stack.start_controller()
     wait_job(client, headers, job_id, stack=stack, timeout=40)
     data = check_finished_job(client, headers, job_id, n)
     assert not any(t["state"] in ("queued", "running") for t in data)
-    study = optuna.load_study(study_name=f"job-{job_id}",
-                              storage=rdb_storage(get_settings().database_url))
+    study = optuna.load_study(
+        study_name=f"job-{job_id}", storage=rdb_storage(get_settings().database_url)
+    )
     told = {t.number: t.state for t in study.get_trials(deepcopy=False)}
     assert all(state.is_finished() for state in told.values()), told
     assert {t["number"] for t in data} <= set(told)

@@ -20,8 +20,7 @@ from service.spec import JobSpec
 from tests.service.stack import Stack
 from tests.service.stack import sqlite_stack
 
-DIMS = {"d_model": 64, "n_layers": 3, "n_heads": 4, "n_kv_heads": 2, "vocab": 256,
-        "seq_len": 256}
+DIMS = {"d_model": 64, "n_layers": 3, "n_heads": 4, "n_kv_heads": 2, "vocab": 256, "seq_len": 256}
 
 
 @pytest.fixture()
@@ -43,29 +42,42 @@ def _library(seed: int, *, native: bool) -> dict[str, Any]:
             }
         layers.append(variants)
     if native:
-        return {"format": "ffnas-library/v1", "dims": DIMS,
-                "layers": [{"variants": v} for v in layers]}
+        return {
+            "format": "ffnas-library/v1",
+            "dims": DIMS,
+            "layers": [{"variants": v} for v in layers],
+        }
     return {f"layer_{i}": v for i, v in enumerate(layers)}
 
 
 def _brute(library: dict[str, Any]) -> set[tuple[float, float]]:
-    layers = ([layer["variants"] for layer in library["layers"]] if "layers" in library
-              else list(library.values()))
+    layers = (
+        [layer["variants"] for layer in library["layers"]]
+        if "layers" in library
+        else list(library.values())
+    )
     points = set()
     for combo in itertools.product(*[list(v.values()) for v in layers]):
-        points.add((round(sum(v["stats"]["runtime_ms"] for v in combo), 9),
-                    round(sum(v["metrics"]["kl_div"] for v in combo), 9)))
-    return {p for p in points
-            if not any(q[0] <= p[0] and q[1] <= p[1] and q != p for q in points)}
+        points.add(
+            (
+                round(sum(v["stats"]["runtime_ms"] for v in combo), 9),
+                round(sum(v["metrics"]["kl_div"] for v in combo), 9),
+            )
+        )
+    return {p for p in points if not any(q[0] <= p[0] and q[1] <= p[1] and q != p for q in points)}
 
 
 def _run(library: dict[str, Any], n_trials: int = 1000) -> tuple[Job, list[Trial]]:
-    spec = JobSpec.model_validate({
-        "name": "lib", "library": library, "strategy": {"name": "exact"},
-        "objectives": [{"name": "kl_div"}, {"name": "latency_ms"}],
-        "constraints": [{"name": "latency_ms", "max": 500}],
-        "n_trials": n_trials,
-    })
+    spec = JobSpec.model_validate(
+        {
+            "name": "lib",
+            "library": library,
+            "strategy": {"name": "exact"},
+            "objectives": [{"name": "kl_div"}, {"name": "latency_ms"}],
+            "constraints": [{"name": "latency_ms", "max": 500}],
+            "n_trials": n_trials,
+        }
+    )
     with session_scope() as session:
         job_id = create_job(session=session, spec=spec, owner_id="o" * 32).id
     controller.start_job(job_id)
@@ -96,10 +108,13 @@ def test_native_library_points_carry_designs(stack: Stack) -> None:
     assert job.status == "completed"
     for t in trials:
         # The design's layers name the chosen variants; their summed runtime is the value.
-        chosen = [library["layers"][i]["variants"][f"ffn {layer['width']}"]
-                  for i, layer in enumerate(t.design["layers"])]
+        chosen = [
+            library["layers"][i]["variants"][f"ffn {layer['width']}"]
+            for i, layer in enumerate(t.design["layers"])
+        ]
         assert sum(v["stats"]["runtime_ms"] for v in chosen) == pytest.approx(
-            t.values["latency_ms"])
+            t.values["latency_ms"]
+        )
         assert t.design["dims"] == {**DIMS, "dtype": "bf16", "tie_embeddings": False}
 
 
@@ -107,6 +122,5 @@ def test_front_larger_than_n_trials_is_thinned_evenly(stack: Stack) -> None:
     library = _library(0, native=False)
     full = sorted(_brute(library))
     job, trials = _run(library, n_trials=3)
-    got = sorted((round(t.values["latency_ms"], 9), round(t.values["kl_div"], 9))
-                 for t in trials)
+    got = sorted((round(t.values["latency_ms"], 9), round(t.values["kl_div"], 9)) for t in trials)
     assert len(got) == 3 and got[0] == full[0] and got[-1] == full[-1]

@@ -40,9 +40,15 @@ def _outcome(design: object) -> Outcome:
 
 def _run(name: str, url: str, n: int, *, study: str = "s", seed: int = 3) -> list[int]:
     space = SearchSpace.model_validate(SPACE)
-    strategy = make_strategy(name, space=space, storage_url=url, study_name=study,
-                             directions=["minimize", "maximize"],
-                             metric_names=["params", "flops"], seed=seed)
+    strategy = make_strategy(
+        name,
+        space=space,
+        storage_url=url,
+        study_name=study,
+        directions=["minimize", "maximize"],
+        metric_names=["params", "flops"],
+        seed=seed,
+    )
     numbers = []
     while len(numbers) < n:
         for p in strategy.ask(min(3, n - len(numbers))):
@@ -62,9 +68,12 @@ def test_every_strategy_asks_designs_and_learns(name: str, url: str) -> None:
     # Constraint-aware front: best_trials = feasible non-dominated, checked by brute force.
     feasible = [t for t in done if t.constraints["params"] <= 0]
     expected = {
-        t.number for t in feasible
-        if not any(o.values[0] <= t.values[0] and o.values[1] >= t.values[1]
-                   and o.values != t.values for o in feasible)
+        t.number
+        for t in feasible
+        if not any(
+            o.values[0] <= t.values[0] and o.values[1] >= t.values[1] and o.values != t.values
+            for o in feasible
+        )
     }
     assert {t.number for t in study.best_trials} == expected
 
@@ -72,17 +81,32 @@ def test_every_strategy_asks_designs_and_learns(name: str, url: str) -> None:
 def test_seeded_strategy_is_reproducible(tmp_path: Path) -> None:
     a = _run("tpe", f"sqlite:///{tmp_path / 'a.db'}", 6)
     b = _run("tpe", f"sqlite:///{tmp_path / 'b.db'}", 6)
-    pa = [t.params for t in optuna.load_study(study_name="s", storage=rdb_storage(
-        f"sqlite:///{tmp_path / 'a.db'}")).trials]
-    pb = [t.params for t in optuna.load_study(study_name="s", storage=rdb_storage(
-        f"sqlite:///{tmp_path / 'b.db'}")).trials]
+    pa = [
+        t.params
+        for t in optuna.load_study(
+            study_name="s", storage=rdb_storage(f"sqlite:///{tmp_path / 'a.db'}")
+        ).trials
+    ]
+    pb = [
+        t.params
+        for t in optuna.load_study(
+            study_name="s", storage=rdb_storage(f"sqlite:///{tmp_path / 'b.db'}")
+        ).trials
+    ]
     assert a == b and pa == pb
 
 
 def test_tell_twice_is_a_no_op(url: str) -> None:
     space = SearchSpace.model_validate(SPACE)
-    strategy = make_strategy("random", space=space, storage_url=url, study_name="s",
-                             directions=["minimize"], metric_names=["params"], seed=1)
+    strategy = make_strategy(
+        "random",
+        space=space,
+        storage_url=url,
+        study_name="s",
+        directions=["minimize"],
+        metric_names=["params"],
+        seed=1,
+    )
     (p,) = strategy.ask(1)
     strategy.tell(p.number, Outcome(state="complete", values=(1.0,)))
     strategy.tell(p.number, Outcome(state="failed"))
@@ -94,10 +118,14 @@ def test_tell_twice_is_a_no_op(url: str) -> None:
 def test_pruners_stop_a_trial_that_is_worse_than_the_rest(url: str, pruner: str) -> None:
     space = SearchSpace.model_validate(SPACE)
     strategy = make_strategy(
-        "random", space=space, storage_url=url, study_name="s", directions=["minimize"],
-        metric_names=["bpb"], seed=1,
-        settings={"pruner": pruner, "pruner_settings": {"n_startup_trials": 2,
-                                                        "min_resource": 1}},
+        "random",
+        space=space,
+        storage_url=url,
+        study_name="s",
+        directions=["minimize"],
+        metric_names=["bpb"],
+        seed=1,
+        settings={"pruner": pruner, "pruner_settings": {"n_startup_trials": 2, "min_resource": 1}},
     )
     curve = [(step, 1.0 / (step + 1)) for step in range(1, 9)]
     for _ in range(6):
@@ -111,16 +139,29 @@ def test_pruners_stop_a_trial_that_is_worse_than_the_rest(url: str, pruner: str)
 
 def test_pruner_refuses_multi_objective(url: str) -> None:
     with pytest.raises(ValueError, match="single objective"):
-        make_strategy("tpe", space=SearchSpace.model_validate(SPACE), storage_url=url,
-                      study_name="s", directions=["minimize", "minimize"],
-                      metric_names=["a", "b"], seed=0, settings={"pruner": "median"})
+        make_strategy(
+            "tpe",
+            space=SearchSpace.model_validate(SPACE),
+            storage_url=url,
+            study_name="s",
+            directions=["minimize", "minimize"],
+            metric_names=["a", "b"],
+            seed=0,
+            settings={"pruner": "median"},
+        )
 
 
 @pytest.mark.parametrize("name", ["nni-tpe", "nni-evolution"])
 def test_nni_tuner_survives_a_restart(name: str, url: str) -> None:
     space = SearchSpace.model_validate(SPACE)
-    kwargs = dict(space=space, storage_url=url, study_name="s", directions=["minimize"],
-                  metric_names=["params"], seed=5)
+    kwargs = dict(
+        space=space,
+        storage_url=url,
+        study_name="s",
+        directions=["minimize"],
+        metric_names=["params"],
+        seed=5,
+    )
     first = make_strategy(name, **kwargs)  # type: ignore[arg-type]
     asked = first.ask(4)
     for p in asked[:2]:
@@ -140,8 +181,14 @@ def test_nni_tuner_survives_a_restart(name: str, url: str) -> None:
 
 def test_nni_replays_results_it_missed(url: str) -> None:
     space = SearchSpace.model_validate(SPACE)
-    kwargs = dict(space=space, storage_url=url, study_name="s", directions=["minimize"],
-                  metric_names=["params"], seed=5)
+    kwargs = dict(
+        space=space,
+        storage_url=url,
+        study_name="s",
+        directions=["minimize"],
+        metric_names=["params"],
+        seed=5,
+    )
     first = make_strategy("nni-tpe", **kwargs)  # type: ignore[arg-type]
     (p,) = first.ask(1)
     # The study learns the result but the controller dies before the tuner is saved.

@@ -6,10 +6,12 @@ import pytest
 import torch
 
 from workers.targets import CPU_CALIBRATION_N
+from workers.targets import Calibration
 from workers.targets import calibrate
 from workers.targets import check_calibration
 from workers.targets import default_target_name
 from workers.targets import fingerprint
+from workers.targets import record_calibration
 
 
 def test_cpu_fingerprint_records_hardware_and_versions() -> None:
@@ -75,3 +77,16 @@ def test_gpu_fingerprint_and_calibration() -> None:
     cal = calibrate("cuda")
     assert cal.shape == (8192, 8192, 8192) and cal.dtype == "bf16"
     assert cal.gflops > 1e4  # any datacenter GPU does > 10 TFLOP/s in bf16
+
+
+def test_record_calibration_keeps_a_rolling_history_of_accepted_runs() -> None:
+    def cal(gflops: float) -> Calibration:
+        return Calibration(gflops=gflops, p50_ms=1.0, shape=(8, 8, 8), dtype="fp32", method="m")
+
+    stored, ok, _ = record_calibration(None, cal(100.0))
+    assert ok and stored["history"] == [100.0] and stored["gflops"] == 100.0
+    stored, ok, _ = record_calibration(stored, cal(104.0))
+    assert ok and stored["history"] == [100.0, 104.0]
+    refused, ok, message = record_calibration(stored, cal(80.0))
+    assert not ok and "78%" in message
+    assert refused["history"] == [100.0, 104.0]  # a slow node does not enter the median

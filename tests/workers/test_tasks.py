@@ -27,8 +27,14 @@ from workers import tasks
 from workers.reporter import TrialReporter
 
 DESIGN = {
-    "dims": {"d_model": 64, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "vocab": 256,
-             "seq_len": 256},
+    "dims": {
+        "d_model": 64,
+        "n_layers": 2,
+        "n_heads": 4,
+        "n_kv_heads": 2,
+        "vocab": 256,
+        "seq_len": 256,
+    },
     "layers": [{"kind": "dense", "width": 128}, {"kind": "noop"}],
 }
 
@@ -67,8 +73,10 @@ def test_run_trial_writes_analytic_values_equal_to_costs(stack: Stack) -> None:
     trial_id = _trial(stack)
     assert tasks.run_trial(trial_id) == "complete"
     row = _row(trial_id)
-    costs = design_costs(FFNDesign.model_validate(DESIGN), JobSpec.model_validate(
-        job_spec(strategy="random", n_trials=5)).workload)
+    costs = design_costs(
+        FFNDesign.model_validate(DESIGN),
+        JobSpec.model_validate(job_spec(strategy="random", n_trials=5)).workload,
+    )
     assert row.values["params"] == costs.params
     assert row.values["flops"] == costs.flops_per_token
     assert row.constraints == {"params": costs.params - 120_000}
@@ -94,8 +102,13 @@ def test_dead_local_worker_is_taken_over_at_once(stack: Stack) -> None:
 
     trial_id = _trial(stack)
     # pid 2**22 + 7 is above Linux's default pid_max: no such process exists.
-    _set(trial_id, state="running", attempt=1, heartbeat_at=dt.datetime.now(dt.UTC),
-         worker=f"{socket.gethostname()}:{2**22 + 7}")
+    _set(
+        trial_id,
+        state="running",
+        attempt=1,
+        heartbeat_at=dt.datetime.now(dt.UTC),
+        worker=f"{socket.gethostname()}:{2**22 + 7}",
+    )
     assert tasks.claim(trial_id)[0] == "claimed"
 
 

@@ -39,12 +39,16 @@ class AnalyticEvaluator(Evaluator):
     def validate_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(settings) - {"delay_s"})
         if unknown:
-            raise ValueError(f"analytic evaluator settings: unknown keys {unknown}; known: ['delay_s']")
+            raise ValueError(
+                f"analytic evaluator settings: unknown keys {unknown}; known: ['delay_s']"
+            )
         delay = settings.get("delay_s", 0.0)
         if not isinstance(delay, int | float) or isinstance(delay, bool):
             raise ValueError(f"`delay_s` must be a number, but got {delay!r}")
         if not 0.0 <= float(delay) <= _MAX_DELAY_S:
-            raise ValueError(f"`0 <= delay_s <= {_MAX_DELAY_S:g}` must hold, but got delay_s={delay}")
+            raise ValueError(
+                f"`0 <= delay_s <= {_MAX_DELAY_S:g}` must hold, but got delay_s={delay}"
+            )
         return dict(settings)
 
     def evaluate(self, ctx: TrialContext) -> EvalOutcome:

@@ -112,6 +112,8 @@ export const jobs = {
   exportTrial: (id, number, format) =>
     request(`/jobs/${enc(id)}/trials/${enc(number)}/export?format=${enc(format)}`),
   eventsUrl: (id) => `${API}/jobs/${enc(id)}/events`,
+  /** Every job of this token as a stream of `job` / `job-deleted` events. */
+  allEventsUrl: () => `${API}/events`,
 };
 
 export const targets = {
