@@ -335,7 +335,11 @@ def _dominated(
     finished = session.exec(
         select(Trial).where(col(Trial.job_id) == job.id, col(Trial.state) == "complete")
     ).all()
-    return bool(pruning.should_prune(trial=trial, steps=steps, finished=finished, spec=spec))
+    return bool(
+        pruning.should_prune(
+            trial=trial, steps=steps, finished=finished, spec=spec, session=session
+        )
+    )
 
 
 def run_stop(job_id: str) -> None:

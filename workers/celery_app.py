@@ -14,6 +14,7 @@ A per-trial attempts cap in the database stops a poison trial from looping.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import Celery
 from kombu import Queue
@@ -47,12 +48,42 @@ def tune_sqlalchemy_transport(polling_interval_s: float) -> None:
     `virtual.Transport.polling_interval = 1.0`): a no-op round trip took a median 1011 ms.
     The interval cannot go through `broker_transport_options`, because this transport
     forwards every option to `sqlalchemy.create_engine` (TypeError), so it is set on the
-    transport class. At 5 ms the round trip is ~15 ms (performance.md §7; our own figure is
-    in benchmarks/service.py).
+    transport class. At 5 ms a no-op round trip took a median 32.7 ms against 1052 ms with
+    the default (benchmarks/service.py on the loaded 2-core dev box; performance.md §7 has
+    15.5 ms on an idle one).
     """
+    from kombu.transport.sqlalchemy import Channel
     from kombu.transport.sqlalchemy import Transport
 
     Transport.polling_interval = polling_interval_s
+    if not getattr(Channel._get_or_create, "_ffnas_race_safe", False):
+        Channel._get_or_create = _race_safe_get_or_create(Channel._get_or_create)
+
+
+def _race_safe_get_or_create(original: Any) -> Any:
+    """Wrap kombu's queue-row get-or-create so concurrent processes cannot crash it.
+
+    kombu 5.7 guards the SELECT-then-INSERT of a queue row with a *thread* lock only. When the
+    API, the controller worker and an evaluation worker of `ffnas up` declare the same queue
+    at once, the loser's INSERT raises `IntegrityError: UNIQUE constraint failed:
+    kombu_queue.name` (seen in `ffnas up --demo`: the first job submission failed). The row
+    the winner inserted is exactly what the loser wanted, so roll back and read it.
+    """
+    from sqlalchemy.exc import IntegrityError
+
+    def get_or_create(self: Any, queue: str) -> Any:
+        try:
+            return original(self, queue)
+        except IntegrityError:
+            self.session.rollback()
+            row = self.session.query(self.queue_cls).filter(self.queue_cls.name == queue).first()
+            if row is None:
+                raise
+            return row
+
+    get_or_create._ffnas_race_safe = True  # type: ignore[attr-defined]
+    get_or_create.__wrapped__ = original  # type: ignore[attr-defined]
+    return get_or_create
 
 
 def configure(app: Celery, settings: Settings) -> None:

@@ -31,6 +31,7 @@ large for it.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import logging
@@ -41,6 +42,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from collections.abc import Iterator
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -145,6 +147,27 @@ def _evaluate_in_child(evaluator: str, ctx: TrialContext) -> EvalOutcome:
     return get_evaluator(evaluator).evaluate(ctx)
 
 
+@contextlib.contextmanager
+def _allow_children() -> Iterator[None]:
+    """Let a daemonic process (a Celery prefork pool worker) start the sandbox child.
+
+    billiard marks its pool workers daemonic and installs them as multiprocessing's current
+    process, and multiprocessing refuses children of daemonic processes ("daemonic processes
+    are not allowed to have children"). The rule exists so that orphans are not left behind;
+    the sandbox child exits on its own when the pipe to its parent closes, so the flag is
+    lifted for the duration of ``start()``.
+    """
+    config = mp.current_process()._config  # type: ignore[attr-defined]
+    daemonic = config.get("daemon", False)
+    if daemonic:
+        config["daemon"] = False
+    try:
+        yield
+    finally:
+        if daemonic:
+            config["daemon"] = True
+
+
 class Sandbox:
     """A reusable spawned child that runs picklable callables with a wall-clock timeout."""
 
@@ -185,7 +208,8 @@ class Sandbox:
             name="ffnas-sandbox",
             daemon=True,
         )
-        proc.start()
+        with _allow_children():
+            proc.start()
         child.close()
         self._proc, self._conn = proc, parent
         self.children_started += 1

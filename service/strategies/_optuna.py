@@ -96,7 +96,8 @@ def rdb_storage(url: str) -> RDBStorage:
     if url.startswith("sqlite"):
         # The same pragmas as the service's engine (service.core.db): WAL so readers never
         # block the writer, synchronous=NORMAL so a commit is not an fsync. Measured on the
-        # 2-core dev box: a random-sampler ask+tell went from ~60 ms to ~15 ms.
+        # (loaded) 2-core dev box, random sampler, medians of 30: ask 135 -> 7 ms, tell
+        # 50 -> 6 ms.
         event.listen(storage.engine, "connect", _sqlite_pragmas)
         storage.engine.dispose()
     return storage

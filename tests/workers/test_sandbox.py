@@ -173,6 +173,21 @@ def test_execute_runs_torch_evaluators_in_the_default_sandbox() -> None:
         configure_default_sandbox()
 
 
+def test_a_daemonic_worker_process_can_start_the_child() -> None:
+    # Celery's prefork pool installs its (daemonic) worker as multiprocessing's current
+    # process; multiprocessing would refuse to start children from it.
+    import multiprocessing
+
+    config = multiprocessing.current_process()._config  # type: ignore[attr-defined]
+    config["daemon"] = True
+    try:
+        with Sandbox(preload=()) as box:
+            assert box.call(helpers.pid, timeout_s=60) != os.getpid()
+        assert config["daemon"] is True
+    finally:
+        config.pop("daemon")
+
+
 @pytest.mark.parametrize(
     ("exc", "reason", "replace"),
     [
