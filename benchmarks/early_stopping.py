@@ -2,13 +2,14 @@
 
 A CPU proxy job on the tiny-cpu space (examples/spaces/tiny-cpu.yaml): 24 designs from
 Optuna's random sampler, latency measured on this CPU (prefill, 1 x 256 tokens; one shared
-latency table), quality = validation bpb after 64 steps of 16 x 64 bytes with 8
+latency table), quality = validation bpb after 192 steps of 16 x 64 bytes with 8
 checkpoints (the trial's seed is its number, as `workers.tasks` sets it).
 
 * without pruning: every trial trains to the end;
 * with pruning: trials run in order, and at each checkpoint `service.pruning.should_stop`
   compares the trial with the completed ones that are at least as fast, with a noise
-  margin of 2x the seed std measured by benchmarks/proxy_fidelity.py.
+  margin of ``--margin`` seed stds (default 0.25; the seed std is the one
+  benchmarks/proxy_fidelity.py measured). Other margins are replayed on the same curves.
 
 Reported: training tokens of both runs (goal: >= 2x fewer with pruning) and the hypervolume
 of both (latency, bpb) fronts (goal: within seed noise, i.e. within the area a one-std shift
@@ -46,7 +47,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 SPACE = ROOT / "examples" / "spaces" / "tiny-cpu.yaml"
 WORKLOAD = Workload(phase="prefill", batch=1, seq=256)
 UNTRAINED_BPB = 8.0
-FALLBACK_SEED_STD = 0.02
+FALLBACK_SEED_STD = 0.2
+MARGIN_SWEEP = (0.0, 0.25, 0.5, 1.0, 2.0)
 
 
 def settings(steps: int) -> ProxySettings:
@@ -161,9 +163,12 @@ def hypervolume(points: list[tuple[float, float]], ref: tuple[float, float]) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=24)
-    parser.add_argument("--steps", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=192)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--margin", type=float, default=0.25, help="pruner noise margin in seed stds"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "early_stopping.json")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -174,7 +179,7 @@ def main() -> None:
         if fidelity.exists()
         else FALLBACK_SEED_STD
     )
-    noise = 2 * seed_std
+    noise = args.margin * seed_std
     designs = sample_designs(args.trials, args.seed)
     started = time.perf_counter()
     latencies = measure_latencies(designs)
@@ -203,6 +208,26 @@ def main() -> None:
     hv_tolerance = seed_std * (ref[0] - min(latencies))
     tokens_full = sum(r["tokens"] for r in full)
     tokens_pruned = sum(r["tokens"] for r in pruned)
+    # The margin is a knob: replay (exact, see above) other margins on the same curves.
+    sweep = []
+    for factor in MARGIN_SWEEP:
+        replayed = replay_pruned(full, latencies, factor * seed_std, per_step)
+        kept = [
+            (lat, r["bpb"])
+            for lat, r, (was_pruned, _) in zip(latencies, full, replayed, strict=True)
+            if not was_pruned
+        ]
+        hv = hypervolume(kept, ref)
+        sweep.append(
+            {
+                "margin_in_seed_std": factor,
+                "noise_margin_bpb": factor * seed_std,
+                "token_ratio": tokens_full / sum(t for _, t in replayed),
+                "pruned_trials": sum(p for p, _ in replayed),
+                "hypervolume": hv,
+                "within_noise": abs(hv_full - hv) <= seed_std * (ref[0] - min(latencies)),
+            }
+        )
     summary = {
         "config": {
             "space": str(SPACE.relative_to(ROOT)),
@@ -224,6 +249,8 @@ def main() -> None:
         "reference_point": ref,
         "replay_matches_real_run": replay_matches,
         "seconds": {"unpruned_2_workers": full_s, "pruned_1_worker": pruned_s},
+        "margin_sweep": sweep,
+        "full_curves": [r["curve"] for r in full],
         "trials_detail": [
             {
                 "number": i,
@@ -255,6 +282,16 @@ def main() -> None:
         "within noise" if summary["within_noise"] else "OUTSIDE noise",
     )
     logger.info("replay of the pruned run from unpruned curves matches: %s", replay_matches)
+    for row in sweep:
+        logger.info(
+            "  margin %.2f std (%.3f bpb): %.2fx fewer tokens, %d pruned, HV %.4f (%s)",
+            row["margin_in_seed_std"],
+            row["noise_margin_bpb"],
+            row["token_ratio"],
+            row["pruned_trials"],
+            row["hypervolume"],
+            "within noise" if row["within_noise"] else "outside noise",
+        )
     logger.info("-> %s", args.out)
 
 

@@ -7,7 +7,7 @@
     noise, and the all-noop model is the worst of the 12.
 
 The configuration is the demo job's (examples/jobs/demo.yaml): the tiny-cpu dims (d_model 64,
-4 layers, 4 heads, byte vocabulary), 64 steps of 16 x 64 bytes (65,536 tokens) on the
+4 layers, 4 heads, byte vocabulary), 192 steps of 16 x 64 bytes (196,608 tokens) on the
 standard-library corpus. Runs on 2 worker processes with one torch thread each.
 
     .venv/bin/python -m benchmarks.proxy_fidelity            # ~5-8 min on 2 cores
@@ -108,7 +108,7 @@ def _run(args: tuple[str, str, int, int, float]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=64, help="the job's budget in steps")
+    parser.add_argument("--steps", type=int, default=192, help="the job's budget in steps")
     parser.add_argument("--factor", type=int, default=4, help="long budget = factor x steps")
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--workers", type=int, default=2)

@@ -9,9 +9,15 @@
    (`created_at`, taken just before its commit and enqueue), i.e. the record hop + tell +
    ask + row; and to trial k+1's claim by a worker (`started_at`: the whole loop, both hops).
 3. Throughput with the `analytic` evaluator and 4 worker processes.
-4. API latency: N concurrent clients listing jobs and fetching fronts from a real uvicorn.
+4. API latency: N concurrent clients listing jobs and fetching fronts from a real uvicorn,
+   started as `ffnas up` starts it (`Settings.api_workers` processes). The clients run in a
+   separate process on one asyncio loop over keep-alive connections (a thread per client
+   with httpx spent more CPU than the server on the 2-core box), each sending its next
+   request when the last answer has been read; latency is from the request's write to the
+   last byte of its answer.
 
-Every process is real; the figures depend on the machine (the dev box has 2 cores).
+Every process is real; the figures depend on the machine (the dev box has 2 cores, shared
+with other work: each section records the 1-minute load average before and after it).
 """
 
 from __future__ import annotations
@@ -25,7 +31,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -244,6 +249,8 @@ def service_figures(tmp: Path, *, trials: int, clients: int, requests: int) -> d
         headers = {"Authorization": f"Bearer {token}"}
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
+        from service.core.config import get_settings
+
         env.spawn(
             [
                 sys.executable,
@@ -252,6 +259,8 @@ def service_figures(tmp: Path, *, trials: int, clients: int, requests: int) -> d
                 "service.main:app",
                 "--port",
                 str(port),
+                "--workers",
+                str(get_settings().api_workers),
                 "--log-level",
                 "warning",
             ],
@@ -268,6 +277,7 @@ def service_figures(tmp: Path, *, trials: int, clients: int, requests: int) -> d
             time.sleep(0.2)
         # 2. dispatch overhead: one trial in flight.
         for strategy in ("random", "tpe"):
+            load_before = _load()
             r = httpx.post(
                 f"{url}/api/v1/jobs",
                 headers=headers,
@@ -290,6 +300,7 @@ def service_figures(tmp: Path, *, trials: int, clients: int, requests: int) -> d
                 "result_to_next_row_ms_p90": _pct(to_row, 0.9),
                 "result_to_next_claim_ms_median": statistics.median(to_claim),
                 "trials": len(rows),
+                "load_avg_1min_before_after": [load_before, _load()],
             }
         # 3. throughput: 4 worker processes, 8 in flight.
         n = trials * 2
@@ -309,51 +320,95 @@ def service_figures(tmp: Path, *, trials: int, clients: int, requests: int) -> d
             "trials_per_s": len(rows) / span.total_seconds(),
         }
         # 4. API latency under concurrent clients (jobs list + fronts).
-        latencies: list[float] = []
-        errors = 0
-        lock = threading.Lock()
         job_ids = [
             j["id"]
             for j in httpx.get(f"{url}/api/v1/jobs", headers=headers, timeout=30).json()["data"]
         ]
-
-        def client(k: int) -> None:
-            nonlocal errors
-            with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
-                for i in range(requests):
-                    path = (
-                        "/api/v1/jobs"
-                        if i % 2 == 0
-                        else f"/api/v1/jobs/{job_ids[(k + i) % len(job_ids)]}/pareto"
-                    )
-                    t = time.perf_counter()
-                    ok = http.get(path).status_code == 200
-                    dt = (time.perf_counter() - t) * 1e3
-                    with lock:
-                        latencies.append(dt)
-                        errors += 0 if ok else 1
-
-        threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
-        started = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        elapsed = time.perf_counter() - started
+        paths = ["/api/v1/jobs", *(f"/api/v1/jobs/{j}/pareto" for j in job_ids)]
+        load_before = _load()
+        done = subprocess.run(
+            [sys.executable, __file__, "--load-client", str(port), token, str(clients)]
+            + [str(requests), *paths],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"load client failed: {done.stderr[-2000:]}")
         results["api_concurrent"] = {
+            **json.loads(done.stdout),
             "clients": clients,
-            "requests": len(latencies),
-            "errors": errors,
-            "p50_ms": _pct(latencies, 0.5),
-            "p99_ms": _pct(latencies, 0.99),
-            "requests_per_s": len(latencies) / elapsed,
+            "api_workers": get_settings().api_workers,
+            "load_avg_1min_before_after": [load_before, _load()],
         }
     finally:
         env.close()
     return results
 
 
+def _load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+async def _client(
+    port: int, token: str, paths: list[str], n: int, k: int, out: list[tuple[float, int]]
+) -> None:
+    """One keep-alive connection: `n` GETs back to back, alternating the jobs list (even
+    requests) with the fronts (odd ones, a different job per client)."""
+    import asyncio
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    raw = [
+        f"GET {p} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
+        for p in paths
+    ]
+    fronts = raw[1:] or raw
+    for i in range(n):
+        request = raw[0] if i % 2 == 0 else fronts[(k + i) % len(fronts)]
+        started = time.perf_counter()
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        await reader.readexactly(length)
+        out.append(((time.perf_counter() - started) * 1e3, int(head.split(b" ", 2)[1])))
+    writer.close()
+
+
+def load_client(port: int, token: str, clients: int, requests: int, paths: list[str]) -> None:
+    """Run `clients` concurrent keep-alive clients; print their latency figures as JSON."""
+    import asyncio
+
+    out: list[tuple[float, int]] = []
+
+    async def run_all() -> float:
+        started = time.perf_counter()
+        await asyncio.gather(
+            *(_client(port, token, paths, requests, k, out) for k in range(clients))
+        )
+        return time.perf_counter() - started
+
+    elapsed = asyncio.run(run_all())
+    latencies = [ms for ms, _ in out]
+    figures = {
+        "requests": len(out),
+        "errors": sum(1 for _, status in out if status != 200),
+        "p50_ms": _pct(latencies, 0.5),
+        "p99_ms": _pct(latencies, 0.99),
+        "requests_per_s": len(out) / elapsed,
+    }
+    sys.stdout.write(json.dumps(figures) + "\n")
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--load-client":
+        port, token, clients, requests, *paths = sys.argv[2:]
+        load_client(int(port), token, int(clients), int(requests), paths)
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trials", type=int, default=60)
     parser.add_argument("--clients", type=int, default=50)
@@ -361,7 +416,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ffnas-bench-") as tmp:
-        figures: dict[str, Any] = {"cpus": os.cpu_count()}
+        figures: dict[str, Any] = {"cpus": os.cpu_count(), "load_avg_1min_at_start": _load()}
         figures["broker_round_trip_ms_median"] = broker_round_trip(Path(tmp))
         (Path(tmp) / "svc").mkdir()
         figures.update(

@@ -30,8 +30,11 @@ from service.models import Trial
 from service.models import TrialCounts
 from service.models import TrialPublic
 from service.pareto import eligible_values
+from service.read_cache import VersionedCache
 
 __all__ = [
+    "CompleteVersion",
+    "complete_version",
     "create_job",
     "delete_job_rows",
     "design_summary",
@@ -122,6 +125,13 @@ def get_trial(*, session: Session, job_id: str, number: int) -> Trial | None:
     return session.exec(
         select(Trial).where(Trial.job_id == job_id, Trial.number == number)
     ).first()
+
+
+class CompleteVersion(NamedTuple):
+    """How many complete trials a job has, and the newest `updated_at` among them."""
+
+    n_complete: int
+    newest: dt.datetime | None
 
 
 class TrialScore(NamedTuple):
@@ -215,6 +225,20 @@ def list_targets(*, session: Session) -> list[Target]:
 # --------------------------------------------------------------------------------------
 
 
+def complete_version(*, session: Session, job_id: str) -> CompleteVersion:
+    """The version of a job's complete trials, which name everything a front depends on.
+
+    Complete trials never change (every trial write is guarded by ``state = 'running'``)
+    and are deleted only with their job, so this pair changes exactly when one is added.
+    """
+    count, newest = session.exec(
+        select(func.count(), func.max(Trial.updated_at)).where(
+            Trial.job_id == job_id, Trial.state == "complete"
+        )
+    ).one()
+    return CompleteVersion(int(count), newest)
+
+
 def _counts(*, session: Session, job_ids: Sequence[str]) -> dict[str, TrialCounts]:
     if not job_ids:
         return {}
@@ -229,44 +253,64 @@ def _counts(*, session: Session, job_ids: Sequence[str]) -> dict[str, TrialCount
     return {job_id: TrialCounts(**counts) for job_id, counts in per_job.items()}
 
 
-def _best(*, session: Session, jobs: Sequence[Job]) -> dict[str, dict[str, float] | None]:
+# Best values per job, valid for one number of complete trials: complete trials never change
+# and are deleted only with their job (see `complete_version` and service.read_cache), so
+# the count, which the trial counts of the list already hold, names them.
+_BEST_CACHE: VersionedCache[dict[str, float] | None] = VersionedCache(max_entries=4096)
+
+
+def _best(
+    *, session: Session, jobs: Sequence[Job], n_complete: dict[str, int]
+) -> dict[str, dict[str, float] | None]:
     """Per job, the best value of each objective over complete feasible trials.
 
     With one objective this is the best trial's value; with several it is the ideal point
-    (each coordinate may come from a different trial; the front is at /pareto).
+    (each coordinate may come from a different trial; the front is at /pareto). Values are
+    cached per job for its number of complete trials: only jobs with new ones are read.
     """
-    if not jobs:
-        return {}
+    best: dict[str, dict[str, float] | None] = {}
+    stale: list[Job] = []
+    for job in jobs:
+        hit = _BEST_CACHE.get(job.id, n_complete[job.id])
+        if hit is None and n_complete[job.id] > 0:
+            stale.append(job)
+        else:
+            best[job.id] = hit
+    if not stale:
+        return best
     # Only the columns the ranking needs: the design JSON is most of a row's bytes.
     rows = session.exec(
         select(Trial.job_id, Trial.number, Trial.values, Trial.feasible).where(
-            col(Trial.job_id).in_([job.id for job in jobs]), Trial.state == "complete"
+            col(Trial.job_id).in_([job.id for job in stale]), Trial.state == "complete"
         )
     ).all()
-    by_job: dict[str, list[TrialScore]] = {job.id: [] for job in jobs}
+    by_job: dict[str, list[TrialScore]] = {job.id: [] for job in stale}
     for job_id, number, values, feasible in rows:
         by_job[job_id].append(TrialScore(number, "complete", feasible, dict(values or {})))
-    best: dict[str, dict[str, float] | None] = {}
-    for job in jobs:
+    for job in stale:
         objectives = job.spec.get("objectives", [])
         names = [o["name"] for o in objectives]
         directions = [o.get("direction", "minimize") for o in objectives]
         scored = eligible_values(by_job[job.id], names, directions)
-        if not scored:
-            best[job.id] = None
-            continue
-        signs = [1.0 if d == "minimize" else -1.0 for d in directions]
-        best[job.id] = {
-            name: sign * min(v[k] for _, v in scored)
-            for k, (name, sign) in enumerate(zip(names, signs, strict=True))
-        }
+        value: dict[str, float] | None = None
+        if scored:
+            signs = [1.0 if d == "minimize" else -1.0 for d in directions]
+            value = {
+                name: sign * min(v[k] for _, v in scored)
+                for k, (name, sign) in enumerate(zip(names, signs, strict=True))
+            }
+        # The rows read may be newer than the version counted a moment ago; storing them
+        # under the older version only makes the next read recompute.
+        _BEST_CACHE.put(job.id, n_complete[job.id], value)
+        best[job.id] = value
     return best
 
 
 def jobs_public(*, session: Session, jobs: Sequence[Job]) -> list[JobPublic]:
-    """Public views of `jobs`, with trial counts and best values (two queries in all)."""
+    """Public views of `jobs`, with trial counts and best values (one or two queries)."""
     counts = _counts(session=session, job_ids=[job.id for job in jobs])
-    best = _best(session=session, jobs=jobs)
+    n_complete = {job_id: c.complete for job_id, c in counts.items()}
+    best = _best(session=session, jobs=jobs, n_complete=n_complete)
     return [
         JobPublic(
             id=job.id,

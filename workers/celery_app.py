@@ -57,7 +57,45 @@ def tune_sqlalchemy_transport(polling_interval_s: float) -> None:
 
     Transport.polling_interval = polling_interval_s
     if not getattr(Channel._get_or_create, "_ffnas_race_safe", False):
-        Channel._get_or_create = _race_safe_get_or_create(Channel._get_or_create)
+        Channel._get_or_create = _race_safe_get_or_create(  # type: ignore[method-assign]
+            Channel._get_or_create
+        )
+    if not getattr(Channel._engine_from_config, "_ffnas_wal", False):
+        Channel._engine_from_config = _wal_engine_from_config(  # type: ignore[method-assign]
+            Channel._engine_from_config
+        )
+
+
+def _wal_engine_from_config(original: Any) -> Any:
+    """Open kombu's SQLite broker file in WAL mode with ``synchronous=NORMAL``.
+
+    kombu creates the engine with SQLite's defaults: a rollback journal and an fsync on every
+    commit, for every publish and every poll that takes a message. A publish (one INSERT and
+    its commit) took a median 2.8 ms on an idle dev box and 13-19 ms while other processes
+    used the disk; in WAL mode with NORMAL sync it takes ~0.5 ms, and polling readers no
+    longer block the writer. The trade is the one the service's own database makes
+    (service.core.db): durable against a crashed process, not against a power cut; a message
+    lost that way is re-sent from the database by the controller (`recover`, `reap`).
+    """
+    from sqlalchemy import event
+
+    def engine_from_config(self: Any) -> Any:
+        engine = original(self)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _broker_sqlite_pragmas)
+        return engine
+
+    engine_from_config._ffnas_wal = True  # type: ignore[attr-defined]
+    engine_from_config.__wrapped__ = original  # type: ignore[attr-defined]
+    return engine_from_config
+
+
+def _broker_sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+    del connection_record
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
 
 
 def _race_safe_get_or_create(original: Any) -> Any:

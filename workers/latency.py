@@ -14,6 +14,13 @@ Per-layer numbers: a fusion group is timed as one op, and its time is split acro
 layers in proportion to their FFN parameters (``m * d * width`` plus norm gains), which is the
 share of the group's GEMM work (and weight bytes) each member contributes.
 
+Known gap on CPU targets: per-op timings repeat one op on warm caches, so when a layer's
+working set (weights plus, in decode, its KV cache) no longer fits the L2 the assembled stack
+is slower than the sum: on the 2-core EPYC dev box the additive model was 5-8% low on the
+tiny-cpu space (MAPE 6.9% prefill, 7.7% decode over 20 designs) but 24% low for d_model 128
+at decode batch 8 over 256 cached tokens (four 1 MB KV caches). On GPUs `do_bench` flushes
+the L2 before every timed call, so per-op timings are cold instead.
+
 `measure_end_to_end` times the whole assembled model (prefill: ``model(tokens[B, T])``;
 decode: one new token per sequence with every attention module swapped for a KV-cache one
 holding ``seq`` tokens), and `additive_error` compares the two (MAPE, Spearman).

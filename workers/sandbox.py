@@ -45,6 +45,7 @@ from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
+from multiprocessing.process import AuthenticationString  # type: ignore[attr-defined]
 from multiprocessing.process import BaseProcess
 from typing import Any
 
@@ -155,17 +156,25 @@ def _allow_children() -> Iterator[None]:
     process, and multiprocessing refuses children of daemonic processes ("daemonic processes
     are not allowed to have children"). The rule exists so that orphans are not left behind;
     the sandbox child exits on its own when the pipe to its parent closes, so the flag is
-    lifted for the duration of ``start()``.
+    lifted for the duration of ``start()``, and billiard's unpicklable authkey is swapped for
+    multiprocessing's own type.
     """
     config = mp.current_process()._config  # type: ignore[attr-defined]
     daemonic = config.get("daemon", False)
+    authkey = config.get("authkey")
     if daemonic:
         config["daemon"] = False
+    if authkey is not None and type(authkey) is not AuthenticationString:
+        # billiard's AuthenticationString refuses to pickle outside billiard's own spawning,
+        # and spawn sends the parent's authkey to the child.
+        config["authkey"] = AuthenticationString(bytes(authkey))
     try:
         yield
     finally:
         if daemonic:
             config["daemon"] = True
+        if authkey is not None:
+            config["authkey"] = authkey
 
 
 class Sandbox:
@@ -202,13 +211,14 @@ class Sandbox:
 
     def _start(self) -> None:
         parent, child = self._mp.Pipe(duplex=True)
-        proc = self._mp.Process(
-            target=_child_main,
-            args=(child, self.memory_limit_bytes, self.preload),
-            name="ffnas-sandbox",
-            daemon=True,
-        )
         with _allow_children():
+            # Inside: a Process copies the current process's config (authkey) when made.
+            proc = self._mp.Process(
+                target=_child_main,
+                args=(child, self.memory_limit_bytes, self.preload),
+                name="ffnas-sandbox",
+                daemon=True,
+            )
             proc.start()
         child.close()
         self._proc, self._conn = proc, parent
@@ -304,17 +314,23 @@ class Sandbox:
             conn.send((fn, args, kwargs))
         except (BrokenPipeError, EOFError, OSError) as exc:
             raise _ChildCrashed(f"could not reach the sandbox child: {exc}") from None
-        if not conn.poll(timeout_s):
+        try:
+            ready = conn.poll(timeout_s)
+            reply: tuple[Any, ...] = conn.recv() if ready else ()
+        except (EOFError, OSError):
+            raise _ChildCrashed(self._death_text()) from None
+        except BaseException:
+            # E.g. Celery's SoftTimeLimitExceeded raised into this thread: the child is still
+            # busy with this call and would answer the next one with this call's result.
+            self._kill()
+            raise
+        if not ready:
             pid = self.pid
             self._kill()
             raise EvalFailure(
                 "timeout",
                 f"no result within the time limit of {timeout_s:g} s; child {pid} killed",
             )
-        try:
-            reply = conn.recv()
-        except (EOFError, OSError):
-            raise _ChildCrashed(self._death_text()) from None
         logger.debug("sandbox call took %.3f s", time.monotonic() - started)
         if reply[0] == "ok":
             return reply[1]

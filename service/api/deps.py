@@ -16,17 +16,24 @@ from service.auth import owner_for_token
 from service.core.db import get_session
 from service.models import Job
 
-__all__ = ["CurrentJob", "CurrentOwner", "SessionDep", "get_current_owner", "get_owned_job"]
+__all__ = [
+    "BearerCredentials",
+    "CurrentJob",
+    "CurrentOwner",
+    "JobId",
+    "SessionDep",
+    "get_current_owner",
+    "get_owned_job",
+]
 
 SessionDep = Annotated[Session, Depends(get_session)]
 
 _bearer = HTTPBearer(auto_error=False, description="A token from `ffnas token create NAME`.")
 
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
-def get_current_owner(
-    session: SessionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> str:
+
+def get_current_owner(session: SessionDep, credentials: BearerCredentials) -> str:
     """The owner id of the request's bearer token; 401 when it is missing or unknown."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(

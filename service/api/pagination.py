@@ -20,7 +20,8 @@ class Page:
     offset: int
 
 
-def get_page(
+# `async`: pure validation, so FastAPI runs it on the event loop instead of a pool thread.
+async def get_page(
     limit: Annotated[
         int, Query(ge=1, description="Rows per page (<= FFNAS_MAX_PAGE_SIZE).")
     ] = 100,

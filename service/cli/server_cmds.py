@@ -345,6 +345,8 @@ def up(
                 host,
                 "--port",
                 str(port),
+                "--workers",
+                str(settings.api_workers),
                 "--log-level",
                 "warning",
             ],

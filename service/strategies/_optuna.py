@@ -25,6 +25,7 @@ from search_space.space import SearchSpace
 from service.strategies._base import Outcome
 from service.strategies._base import Proposal
 from service.strategies._base import Strategy
+from service.strategies._mirror import MirroredStorage
 
 __all__ = ["OPTUNA_SAMPLERS", "PRUNERS", "OptunaStrategy", "open_study", "rdb_storage"]
 
@@ -91,7 +92,9 @@ def rdb_storage(url: str) -> RDBStorage:
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("sqlite"):
         # Several processes share the file; wait for the lock instead of failing at once.
-        engine_kwargs["connect_args"] = {"timeout": 30}
+        # No pre-ping: a file connection does not go stale, and every storage call checks a
+        # connection out (~25 per ask + tell).
+        engine_kwargs = {"connect_args": {"timeout": 30}}
     storage = RDBStorage(url, engine_kwargs=engine_kwargs)
     if url.startswith("sqlite"):
         # The same pragmas as the service's engine (service.core.db): WAL so readers never
@@ -176,16 +179,20 @@ class OptunaStrategy(Strategy):
                 )
             pruner = PRUNERS[pruner_name](dict(settings.get("pruner_settings", {})))
         self._space = space
-        study = open_study(
+        open_study(
             storage_url=storage_url,
             study_name=study_name,
             directions=directions,
             metric_names=metric_names,
         )
-        n_existing = len(study.get_trials(deepcopy=False))
+        # This strategy lives in the controller, the study's only writer: reads come from
+        # memory, writes go to the database (see `MirroredStorage`).
+        storage = MirroredStorage(rdb_storage(storage_url))
+        study_id = storage.get_study_id_from_name(study_name)
+        n_existing = len(storage.get_all_trials(study_id, deepcopy=False))
         self.study = optuna.load_study(
             study_name=study_name,
-            storage=rdb_storage(storage_url),
+            storage=storage,
             sampler=OPTUNA_SAMPLERS[sampler](_mixed_seed(seed, n_existing), settings),
             pruner=pruner,
         )

@@ -47,12 +47,13 @@ def test_up_demo_runs_to_completion_and_prints_where_the_front_is(tmp_path: Path
         env=_env(tmp_path),
         capture_output=True,
         text=True,
-        timeout=120,
+        # The demo proxy-trains 16 designs on the CPU: ~2.5 min on 2 cores (issue 7).
+        timeout=600,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     assert f"ffnas is up at http://127.0.0.1:{port}" in out
-    assert "completed: 40/40 done" in out
+    assert "completed: 16/16 done" in out
     assert f"http://127.0.0.1:{port}/#/jobs/" in out and "ffnas pareto " in out
     assert (tmp_path / "ffnas.db").exists() and (tmp_path / "broker.db").exists()
     assert {p.name for p in (tmp_path / "logs").iterdir()} == {

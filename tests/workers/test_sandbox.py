@@ -8,6 +8,7 @@ fresh child); a trial past its time limit (child killed and replaced, next trial
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -131,6 +132,28 @@ def test_a_trial_past_its_time_limit_is_killed_and_the_next_runs(sandbox: Sandbo
     assert sandbox.pid != victim
 
 
+def test_an_exception_while_waiting_kills_the_busy_child(sandbox: Sandbox) -> None:
+    # Celery's soft time limit raises SoftTimeLimitExceeded into the task while it waits on
+    # the child; the busy child must not answer the next trial with this trial's result.
+    class SoftLimit(Exception):
+        pass
+
+    def raise_soft_limit(signum: int, frame: object) -> None:
+        raise SoftLimit
+
+    victim = sandbox.call(helpers.pid, timeout_s=30)
+    previous = signal.signal(signal.SIGALRM, raise_soft_limit)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    try:
+        with pytest.raises(SoftLimit):
+            sandbox.call(helpers.sleep, 30.0, timeout_s=60)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert not _alive(victim)
+    assert sandbox.call(helpers.sleep, 0.0, timeout_s=60) == "woke"
+
+
 def test_the_reporter_runs_in_the_child_and_prunes(sandbox: Sandbox, tmp_path: Path) -> None:
     log = tmp_path / "report.log"
     settings = {
@@ -176,16 +199,22 @@ def test_execute_runs_torch_evaluators_in_the_default_sandbox() -> None:
 def test_a_daemonic_worker_process_can_start_the_child() -> None:
     # Celery's prefork pool installs its (daemonic) worker as multiprocessing's current
     # process; multiprocessing would refuse to start children from it.
+    # Its authkey is billiard's AuthenticationString, which refuses to pickle for spawn.
     import multiprocessing
 
+    from billiard.process import AuthenticationString as BilliardKey
+
     config = multiprocessing.current_process()._config  # type: ignore[attr-defined]
+    authkey = config["authkey"]
     config["daemon"] = True
+    config["authkey"] = BilliardKey(bytes(authkey))
     try:
         with Sandbox(preload=()) as box:
             assert box.call(helpers.pid, timeout_s=60) != os.getpid()
-        assert config["daemon"] is True
+        assert config["daemon"] is True and type(config["authkey"]) is BilliardKey
     finally:
         config.pop("daemon")
+        config["authkey"] = authkey
 
 
 @pytest.mark.parametrize(

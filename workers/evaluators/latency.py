@@ -10,6 +10,8 @@ Settings (all optional):
 * ``backend``: ``torch`` | ``triton`` (default: torch on the ``cpu`` target, else triton);
 * ``dtype``: ``fp32`` | ``bf16`` | ``fp16`` (default: fp32 on ``cpu``, else the model's);
 * ``cache``: ``db`` (the shared `LatencyRecord` table, default) | ``memory`` (per child);
+* ``threads``: torch CPU threads while timing (default: torch's); tiny CPU models time
+  faster and steadier on 1 thread on a busy machine (2 threads wait on each other);
 * ``end_to_end``: also time the assembled stack and put it and the additive error in
   ``info`` (default false; the controller asks for it on front points).
 """
@@ -33,7 +35,7 @@ __all__ = [
     "validate_latency_settings",
 ]
 
-LATENCY_SETTINGS = frozenset({"backend", "dtype", "cache", "end_to_end"})
+LATENCY_SETTINGS = frozenset({"backend", "dtype", "cache", "end_to_end", "threads"})
 
 
 def validate_latency_settings(settings: dict[str, Any]) -> None:
@@ -47,8 +49,17 @@ def validate_latency_settings(settings: dict[str, Any]) -> None:
     cache = settings.get("cache", "db")
     if cache not in ("db", "memory"):
         raise ValueError(f"`cache` must be 'db' or 'memory', but got {cache!r}")
+    threads = settings.get("threads")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"`threads` must be an integer >= 1, but got {threads!r}")
     if not isinstance(settings.get("end_to_end", False), bool):
         raise ValueError(f"`end_to_end` must be true or false, but got {settings['end_to_end']!r}")
+
+
+def torch_threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())
 
 
 def device_for(target: str) -> str:
@@ -72,12 +83,25 @@ def _fingerprint(device: str) -> dict[str, Any]:
 
 def measure_trial_latency(ctx: TrialContext) -> EvalOutcome:
     """Latency plus analytic costs for ``ctx`` (shared by the `latency` and `proxy` evaluators)."""
+    import torch
+
+    settings = ctx.settings
+    threads = settings.get("threads")
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    try:
+        return _measure(ctx, settings)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _measure(ctx: TrialContext, settings: dict[str, Any]) -> EvalOutcome:
     from workers.latency import DBLatencyCache
     from workers.latency import additive_error
     from workers.latency import measure_design
     from workers.latency import measure_end_to_end
 
-    settings = ctx.settings
     device = device_for(ctx.target)
     cache = _memory_cache() if settings.get("cache", "db") == "memory" else DBLatencyCache()
     result = measure_design(
@@ -103,6 +127,7 @@ def measure_trial_latency(ctx: TrialContext) -> EvalOutcome:
         "backend": result.backend,
         "dtype": result.dtype,
         "workload": ctx.workload.label(),
+        "torch_threads": torch_threads(),
     }
     if settings.get("end_to_end", False):
         e2e = measure_end_to_end(
