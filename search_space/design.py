@@ -150,9 +150,7 @@ class Sparsity(_Frozen):
                     f"but got block_size={self.block_size}"
                 )
             if not 0.0 < self.density <= 1.0:
-                raise DesignError(
-                    f"`0 < density <= 1` must hold, but got density={self.density}"
-                )
+                raise DesignError(f"`0 < density <= 1` must hold, but got density={self.density}")
         elif self.block_size is not None or self.density is not None:
             raise DesignError(
                 f"`block_size` and `density` are only for pattern `block`, but got "
@@ -454,4 +452,3 @@ def design_json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://ffnas.dev/schema/design/v1.json"
     return schema
-

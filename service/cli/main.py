@@ -11,6 +11,7 @@ import logging
 
 import typer
 
+from service.cli import bench_cmds
 from service.cli import client_cmds
 from service.cli import design_cmds
 from service.cli import server_cmds
@@ -24,12 +25,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for _module in (design_cmds, solver_cmds, server_cmds, client_cmds):
+for _module in (design_cmds, solver_cmds, server_cmds, client_cmds, bench_cmds):
     _module.register(app)
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     app()
 
 

@@ -78,41 +78,49 @@ def token_create(
 # ---------------------------------------------------------------------------------------
 
 
-def _register_target(name: str) -> None:
-    """Create or refresh the target's row with this machine's fingerprint."""
+def _register_target(name: str) -> tuple[bool, str]:
+    """Fingerprint and calibrate this machine, then create or refresh the target's row.
+
+    Returns ``(serve, message)``. ``serve`` is False when the calibration GEMM ran below 90%
+    of the target's rolling median (`workers.targets.check_calibration`): the row is marked
+    unhealthy with the reason, which `GET /api/v1/targets` shows, and the worker refuses to
+    start. A machine whose fingerprint fails still serves, with the failure recorded.
+    """
     from service.core.db import session_scope
     from service.core.sqltypes import utcnow
     from service.models import Target
+    from workers import targets
+    from workers.sandbox import Sandbox
 
     fingerprint: dict[str, Any] = {}
-    calibration: dict[str, Any] | None = None
-    message: str | None = None
+    calibration: targets.Calibration | None = None
+    problem: str | None = None
     try:
-        from workers import targets
-
-        if name == "cpu":
-            fingerprint = targets.fingerprint("cpu")
-        else:
-            # CUDA must not start in the forking Celery parent: probe in the sandbox child.
-            from workers.sandbox import default_sandbox
-
-            # Importing torch and one calibration GEMM take seconds, not minutes.
-            found = default_sandbox().call(targets.probe, "cuda", timeout_s=300.0)
-            fingerprint = dict(found.fingerprint)
-            calibration = found.calibration.model_dump(mode="json")
+        # Probe in a spawned child that exits afterwards: CUDA must never start in the
+        # forking Celery parent, and the parent need not keep torch loaded for a CPU probe.
+        with Sandbox(preload=()) as sandbox:
+            device = "cpu" if name == "cpu" else "cuda"
+            found = sandbox.call(targets.probe, device, timeout_s=300.0)
+        fingerprint = dict(found.fingerprint)
+        calibration = found.calibration
     except Exception as exc:  # noqa: BLE001 - a worker without a fingerprint still serves
-        message = f"fingerprint failed: {type(exc).__name__}: {exc}"
-        logger.warning("target %s: %s", name, message)
+        problem = f"fingerprint failed: {type(exc).__name__}: {exc}"
+        logger.warning("target %s: %s", name, problem)
+    serve, message = True, problem or "no calibration"
     with session_scope() as session:
         row = session.get(Target, name) or Target(name=name)
         row.fingerprint = fingerprint
         if calibration is not None:
-            row.calibration = calibration
-        row.healthy = message is None
-        row.status_message = message
+            row.calibration, serve, message = targets.record_calibration(
+                row.calibration, calibration
+            )
+            logger.info("target %s: %s", name, message)
+        row.healthy = serve and problem is None
+        row.status_message = message if not serve else problem
         row.last_seen = utcnow()
         session.add(row)
         session.commit()
+    return serve, message
 
 
 def _celery_args(
@@ -175,7 +183,10 @@ def worker(
     from workers.celery_app import eval_queue
     from workers.tasks import app as celery_app
 
-    _register_target(target)
+    serve, message = _register_target(target)
+    if not serve:
+        typer.echo(f"error: refusing to serve target {target!r}: {message}", err=True)
+        raise typer.Exit(3)
     celery_app.worker_main(
         _celery_args(
             queues or eval_queue(target),

@@ -52,7 +52,9 @@ class LatencyStats(BaseModel):
     p50_ms: float
     p80_ms: float
     samples: int = Field(ge=1)
-    method: str = Field(description="e.g. do_bench+l2flush, do_bench_cudagraph, torch.utils.benchmark")
+    method: str = Field(
+        description="e.g. do_bench+l2flush, do_bench_cudagraph, torch.utils.benchmark"
+    )
 
 
 class TrialContext(BaseModel):
