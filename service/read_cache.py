@@ -4,12 +4,13 @@ The API's hot reads (a job's Pareto front and hypervolume history, its best valu
 jobs list) depend only on the job's *complete* trials, and a complete trial never changes:
 every write to a trial row is guarded by ``state = 'running'`` (workers' result, heartbeat
 and intermediate writes, the controller's reaper and pruning), and trials are only deleted
-with their job. So ``(number of complete trials, newest updated_at among them)`` names the
-inputs exactly; a new complete trial changes it, and nothing else can. Values are cached
-under that version and recomputed when a read finds a newer one.
+with their job. So the number of complete trials names the inputs exactly: a new complete
+trial changes it, and nothing else can. Values are cached under that version and recomputed
+when a read finds a newer one.
 
 Measured on the 2-core dev box: building and serialising the front of a 120-trial job took
-~10 ms per GET; a cache hit costs one index-only COUNT query.
+~10 ms per GET; a cache hit costs one index-only COUNT query (~45 us on SQLite), which also
+checks the job's owner (`crud.owned_complete_count`).
 """
 
 from __future__ import annotations

@@ -171,10 +171,16 @@ def configure(app: Celery, settings: Settings) -> None:
     if settings.broker_url.startswith(("sqla+", "sqlalchemy+")):
         tune_sqlalchemy_transport(settings.broker_polling_interval_s)
     # A changed broker URL needs fresh connections, and fresh producers: the producer pool
-    # keeps connections to the old broker otherwise.
-    app._pool = None
-    if "amqp" in app.__dict__:
+    # keeps connections to the old broker otherwise. Close the old pools now rather than
+    # leave them to the garbage collector, whose late close of a dropped pool's connections
+    # once closed a channel under a publish in progress ('NoneType' object has no attribute
+    # 'client' from kombu's SQLAlchemy channel, in the test suite, which reconfigures).
+    if "amqp" in app.__dict__ and app.amqp._producer_pool is not None:
+        app.amqp._producer_pool.force_close_all()
         app.amqp._producer_pool = None
+    if app._pool is not None:
+        app._pool.force_close_all()
+        app._pool = None
 
 
 def _make_app() -> Celery:

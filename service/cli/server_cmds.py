@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -203,6 +204,30 @@ def worker(
 # ---------------------------------------------------------------------------------------
 
 
+def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
+    """A pre-exec hook that makes a child get SIGTERM when `ffnas up` itself dies.
+
+    The children run in their own sessions (so Ctrl-C reaches only `ffnas up`, which stops
+    them in order). If `ffnas up` is killed outright (SIGKILL, OOM killer, a test's timeout)
+    its `stop()` never runs, and the API and workers were left running with no parent: seen
+    here as a stray `ffnas up` stack still serving 40 minutes after its test timed out.
+    Linux's PR_SET_PDEATHSIG has the kernel signal the child when the parent dies.
+    """
+    if sys.platform != "linux":
+        return None
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def hook() -> None:
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent_pid:  # the parent died before the hook ran
+            os._exit(1)
+
+    return hook
+
+
 class _Children:
     """The processes `ffnas up` runs, stopped together."""
 
@@ -218,6 +243,7 @@ class _Children:
             stderr=subprocess.STDOUT,
             env=os.environ.copy(),
             start_new_session=True,
+            preexec_fn=_die_with_parent(os.getpid()),
         )
 
     def dead(self) -> list[str]:

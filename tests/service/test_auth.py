@@ -6,10 +6,13 @@ import hashlib
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlmodel import col
+from sqlmodel import delete
 from sqlmodel import select
 
 from service.auth import TOKEN_PREFIX
 from service.auth import create_token
+from service.auth import hash_token
 from service.auth import owner_for_token
 from service.core.db import session_scope
 from service.models import ApiToken
@@ -57,3 +60,52 @@ def test_second_token_of_an_owner_sees_the_same_jobs(
 
     assert job_ids(first) == [job_id] and job_ids(second) == [job_id]
     assert job_ids(stranger) == []
+
+
+def test_token_cache_remembers_known_tokens_for_the_ttl_only(
+    service_env: ServiceEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from service import auth
+
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    auth.clear_token_cache()
+    with session_scope() as session:
+        owner, token = create_token(session, "cached")
+        assert owner_for_token(session, token) == owner
+        # Revoked behind the cache's back: still accepted within the TTL, refused after it.
+        session.exec(delete(ApiToken).where(col(ApiToken.owner_id) == owner))  # type: ignore[call-overload]
+        session.commit()
+        now[0] += auth.TOKEN_CACHE_TTL_S - 0.5
+        assert owner_for_token(session, token) == owner
+        now[0] += 1.0
+        assert owner_for_token(session, token) is None
+        assert owner_for_token(session, token) is None  # and it stays refused
+
+
+def test_unknown_tokens_are_never_cached(
+    client: TestClient, service_env: ServiceEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service import auth
+
+    auth.clear_token_cache()
+    with session_scope() as session:
+        assert owner_for_token(session, "ffnas_late") is None
+        # The same token stored after a failed lookup works at once.
+        session.add(ApiToken(owner_id="o" * 32, name="late", token_hash=hash_token("ffnas_late")))
+        session.commit()
+        assert owner_for_token(session, "ffnas_late") == "o" * 32
+        _, good = create_token(session, "good")
+    # Through the API: a remembered token does not let a wrong one in.
+    ok = client.get("/api/v1/jobs", headers={"Authorization": f"Bearer {good}"})
+    bad = client.get("/api/v1/jobs", headers={"Authorization": f"Bearer {good}x"})
+    assert ok.status_code == 200 and bad.status_code == 401
+    # The cache is bounded: the oldest tokens go first.
+    monkeypatch.setattr(auth, "TOKEN_CACHE_MAX_ENTRIES", 2)
+    with session_scope() as session:
+        tokens = [create_token(session, f"t{k}")[1] for k in range(3)]
+        for token in tokens:
+            assert owner_for_token(session, token) is not None
+    assert len(auth._KNOWN) == 2

@@ -121,3 +121,45 @@ def test_token_create_prints_a_token(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().startswith("ffnas_") and len(done.stdout.strip()) > 30
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); it has exited, its reaper (init here) just lags.
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z"
+
+
+def test_children_exit_when_up_is_killed_outright(tmp_path: Path) -> None:
+    # SIGKILL gives `ffnas up` no chance to stop its children; the kernel's parent-death
+    # signal must (a test timeout once left a whole stack serving with no parent).
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service.cli.main", "up", "--data-dir", str(tmp_path)]
+        + ["--port", str(port)],
+        cwd=REPO,
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if "serving; Ctrl-C" in proc.stdout.readline():
+            break
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True)
+    pids = [int(p) for p in children.stdout.split()]
+    assert len(pids) == 3
+    proc.kill()
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        time.sleep(0.2)
+    survivors = [pid for pid in pids if _alive(pid)]
+    for pid in survivors:  # leave nothing behind, even when failing
+        os.killpg(pid, signal.SIGKILL)
+    assert not survivors, f"children outlived a SIGKILLed `ffnas up`: {survivors}"

@@ -79,7 +79,7 @@ async def list_jobs(
     page: PageDep,
     status: Annotated[JobStatus | None, Query(description="Only jobs in this status.")] = None,
 ) -> Response:
-    # One thread-pool call for the token and the page, not one per sync dependency (see
+    # One `run_read` call for the token and the page, not one per sync dependency (see
     # routes/pareto.py: the hops through a contended pool halved the throughput).
     body = await run_read(_jobs_page, credentials, page, status)
     return Response(content=body, media_type="application/json")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from fastapi import HTTPException
 from fastapi import Response
 from fastapi.security import HTTPAuthorizationCredentials
 from sqlmodel import Session
@@ -22,17 +23,19 @@ from service.read_cache import VersionedCache
 
 router = APIRouter(prefix="/jobs/{job_id}", tags=["pareto"])
 
-# Serialised fronts per job, valid for one `crud.complete_version` (see service.read_cache):
+# Serialised fronts per job, valid for one `crud.owned_complete_count` (service.read_cache):
 # building and serialising the front of a 120-trial job took ~10 ms per GET.
 _FRONTS: VersionedCache[bytes] = VersionedCache(max_entries=256)
 
 
-def front_json(*, session: Session, job_id: str, objectives: list[ObjectivePublic]) -> bytes:
-    """The job's `ParetoPublic` as JSON bytes, from the cache while no trial completes."""
-    version = crud.complete_version(session=session, job_id=job_id)
-    body = _FRONTS.get(job_id, version)
-    if body is not None:
-        return body
+def _build_front(
+    *,
+    session: Session,
+    job_id: str,
+    objectives: list[ObjectivePublic],
+    version: int,
+) -> bytes:
+    """The job's `ParetoPublic` as JSON bytes, computed and cached under `version`."""
     result = pareto_front(
         crud.trial_scores(session=session, job_id=job_id),
         [o.name for o in objectives],
@@ -57,15 +60,23 @@ def front_json(*, session: Session, job_id: str, objectives: list[ObjectivePubli
 
 def _pareto_body(job_id: str, credentials: HTTPAuthorizationCredentials | None) -> bytes:
     with session_scope() as session:
-        job = get_owned_job(session, get_current_owner(session, credentials), job_id)
+        owner = get_current_owner(session, credentials)
+        # A cache hit costs this one index-only query (ownership and version together).
+        version = crud.owned_complete_count(session=session, job_id=job_id, owner_id=owner)
+        if version is None:
+            raise HTTPException(status_code=404, detail=f"job {job_id!r} not found")
+        body = _FRONTS.get(job_id, version)
+        if body is not None:
+            return body
+        job = get_owned_job(session, owner, job_id)
         objectives = [ObjectivePublic.model_validate(o) for o in job.spec["objectives"]]
-        return front_json(session=session, job_id=job.id, objectives=objectives)
+        return _build_front(session=session, job_id=job.id, objectives=objectives, version=version)
 
 
 @router.get("/pareto", response_model=ParetoPublic)
 async def get_pareto(job_id: JobId, credentials: BearerCredentials) -> Response:
     """Non-dominated complete+feasible trials, and exact normalised hypervolume by trial."""
-    # The token, the job and the front are read in one thread-pool call rather than one per
+    # The token, the job and the front are read in one `run_read` call rather than one per
     # sync dependency: with 50 concurrent clients, five hops per request through 40 pool
     # threads contending for the GIL halved the throughput (benchmarks/service.py).
     body = await run_read(_pareto_body, job_id, credentials)
