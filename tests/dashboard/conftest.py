@@ -288,7 +288,7 @@ def running_job(service: Service, finished_job: dict[str, Any]) -> str:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium (scripts/services.sh)")
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (scripts/services.sh)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -50,7 +50,7 @@ def pg_database_url() -> Iterator[str]:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception as exc:  # no server here: the SQLite half still runs
         admin.dispose()
-        pytest.skip(f"PostgreSQL at {PG_SERVER} is not reachable: {exc}")
+        pytest.fail(f"PostgreSQL at {PG_SERVER} is not reachable: {exc}")
     try:
         yield f"{PG_SERVER}/{name}"
     finally:

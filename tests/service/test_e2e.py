@@ -36,7 +36,7 @@ def stack(
             yield s
         return
     if not (postgres_available() and redis_available()):
-        pytest.skip("PostgreSQL or Redis is not running (scripts/services.sh starts them)")
+        pytest.fail("PostgreSQL or Redis is not running (scripts/services.sh starts them)")
     with postgres_database() as url, server_stack(tmp, url) as s:
         s.start_controller()
         s.start("worker", queues="eval.cpu", pool="prefork", concurrency=2)

@@ -47,7 +47,7 @@ def any_stack(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Stack]:
             yield s
         return
     if not (postgres_available() and redis_available()):
-        pytest.skip("PostgreSQL or Redis is not running (scripts/services.sh starts them)")
+        pytest.fail("PostgreSQL or Redis is not running (scripts/services.sh starts them)")
     with postgres_database() as url, server_stack(tmp_path, url) as s:
         s.start_controller()
         yield s

@@ -215,7 +215,7 @@ def pg_url() -> Iterator[str]:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception as exc:
         admin.dispose()
-        pytest.skip(f"PostgreSQL at {PG_SERVER} is not reachable: {exc}")
+        pytest.fail(f"PostgreSQL at {PG_SERVER} is not reachable: {exc}")
     url = f"{PG_SERVER}/{name}"
     engine = create_engine(url)
     SQLModel.metadata.create_all(engine, tables=[LatencyRecord.__table__])  # type: ignore[list-item]
