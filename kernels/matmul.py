@@ -13,6 +13,8 @@ The one GEMM every dense-like FFN is built from:
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import triton
 import triton.language as tl
@@ -23,7 +25,10 @@ from kernels.utils import apply_act
 from kernels.utils import check_device
 from kernels.utils import check_shape
 from kernels.utils import check_tensor
+from kernels.utils import fit_stages
 from kernels.utils import gemm_configs
+from kernels.utils import interpreting
+from kernels.utils import shared_memory_limit
 
 __all__ = ["matmul"]
 
@@ -32,6 +37,7 @@ __all__ = ["matmul"]
 # enough loads in flight.
 _CUDA_CONFIGS = [
     (128, 128, 64, 8, 3),
+    (128, 128, 64, 8, 4),
     (128, 256, 64, 8, 3),
     (256, 128, 64, 8, 3),
     (128, 128, 64, 4, 4),
@@ -44,7 +50,42 @@ _CUDA_CONFIGS = [
 ]
 
 
-@triton.autotune(configs=gemm_configs(_CUDA_CONFIGS), key=["M", "N", "K", "GATED", "G"])
+# fp32 accumulator registers per thread a config may hold: the gated kernel keeps two
+# BLOCK_M x BLOCK_N accumulators, and on sm_90 every gated config above 128 per thread
+# (128x256 and 256x128 on 8 warps, 128x128 on 4) spilled 512-1024 bytes of stack while
+# those at 128 spilled none (`python -m kernels.compile_check`).
+MAX_ACC_REGS = 128
+
+
+def _prune_configs(
+    configs: list[triton.Config], nargs: dict[str, Any], **kwargs: Any
+) -> list[triton.Config]:
+    """Drop configs whose accumulators spill; fit the rest's pipeline in shared memory: per
+    stage one x tile (two when the gate branch has its own input) and one weight tile per
+    branch."""
+    if interpreting():
+        return configs
+    elt = nargs["x_ptr"].dtype.itemsize
+    gated = bool(kwargs["GATED"])
+    x_tiles = 1 if kwargs["SHARED_X"] or not gated else 2
+    w_tiles = 2 if gated else 1
+
+    def acc_regs(cfg: triton.Config) -> float:
+        return w_tiles * cfg.kwargs["BLOCK_M"] * cfg.kwargs["BLOCK_N"] / (32 * cfg.num_warps)
+
+    def stage_bytes(cfg: triton.Config) -> int:
+        bm, bn, bk = (cfg.kwargs[k] for k in ("BLOCK_M", "BLOCK_N", "BLOCK_K"))
+        return (x_tiles * bm * bk + w_tiles * bk * bn) * elt
+
+    kept = [c for c in configs if acc_regs(c) <= MAX_ACC_REGS] or configs
+    return fit_stages(kept, stage_bytes, limit=shared_memory_limit())
+
+
+@triton.autotune(
+    configs=gemm_configs(_CUDA_CONFIGS),
+    key=["M", "N", "K", "GATED", "SHARED_X", "G"],
+    prune_configs_by={"early_config_prune": _prune_configs},
+)
 @triton.jit
 def _matmul_kernel(  # type: ignore[no-untyped-def]
     x_ptr,  # [M, G*K] input (up branch)
@@ -72,6 +113,7 @@ def _matmul_kernel(  # type: ignore[no-untyped-def]
     stride_on,
     ACT: tl.constexpr,  # constexpr so the unused activation branches compile away
     GATED: tl.constexpr,
+    SHARED_X: tl.constexpr,  # the gate branch reads x itself: load each x tile once
     HAS_BIAS: tl.constexpr,
     HAS_RES: tl.constexpr,
     IEEE: tl.constexpr,  # fp32 inputs: exact fp32 dot instead of TF32
@@ -114,9 +156,14 @@ def _matmul_kernel(  # type: ignore[no-untyped-def]
         else:
             acc = tl.dot(a, b, acc)
         if GATED:
-            ag = tl.load(
-                xg_base + k[None, :] * stride_xgk, mask=m_ok[:, None] & k_ok[None, :], other=0.0
-            )
+            if SHARED_X:
+                ag = a
+            else:
+                ag = tl.load(
+                    xg_base + k[None, :] * stride_xgk,
+                    mask=m_ok[:, None] & k_ok[None, :],
+                    other=0.0,
+                )
             bg = tl.load(
                 wg_base + k[:, None] * stride_wk, mask=k_ok[:, None] & n_ok[None, :], other=0.0
             )
@@ -237,6 +284,7 @@ def matmul(
         out.stride(1),
         ACT=act,
         GATED=gated,
+        SHARED_X=xg is x,
         HAS_BIAS=bias is not None,
         HAS_RES=residual is not None,
         IEEE=x.dtype == torch.float32,

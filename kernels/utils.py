@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import torch
 import triton
@@ -40,6 +41,53 @@ def gemm_configs(
         triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk}, num_warps=w, num_stages=s)
         for bm, bn, bk, w, s in cuda_configs
     ]
+
+
+def shared_memory_limit() -> int:
+    """Shared memory (bytes) one program may use on the current device, as Triton checks it
+    at load time (227 KB on H100/H200, 163 KB on A100)."""
+    from triton.runtime.driver import driver
+
+    active = driver.active
+    props = active.utils.get_device_properties(active.get_current_device())
+    return int(props["max_shared_mem"])
+
+
+def fit_stages(
+    configs: list[triton.Config],
+    stage_bytes: Callable[[triton.Config], int],
+    *,
+    limit: int,
+    min_stages: int = 2,
+) -> list[triton.Config]:
+    """Lower each config's ``num_stages`` until ``num_stages * stage_bytes`` fits ``limit``.
+
+    A config whose pipeline buffers exceed the device's shared memory fails to load, and the
+    autotuner skips it after paying for its compile: the gated GEMM lost half its configs on
+    sm_90 that way (`kernels.compile_check`). Fewer stages keep the tile shape, which matters
+    more for decode GEMVs than the pipelining depth. Configs that do not fit even at
+    ``min_stages`` are dropped (all of them: the last is kept, so the autotuner has one to
+    try and Triton names the overflow); duplicates collapse; the order is kept.
+    """
+    out: list[triton.Config] = []
+    seen: set[tuple[object, ...]] = set()
+    for cfg in configs:
+        per_stage = stage_bytes(cfg)
+        stages = cfg.num_stages
+        while stages > min_stages and stages * per_stage > limit:
+            stages -= 1
+        if stages * per_stage > limit:
+            continue
+        key = (tuple(sorted(cfg.kwargs.items())), cfg.num_warps, stages)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(
+            triton.Config(dict(cfg.kwargs), num_warps=cfg.num_warps, num_stages=stages)
+            if stages != cfg.num_stages
+            else cfg
+        )
+    return out or configs[-1:]
 
 
 def activation_code(activation: str, *, gated: bool) -> int:
