@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
@@ -21,6 +22,8 @@ from sqlmodel import col
 from sqlmodel import select
 
 from search_space.design import LayerFFN
+from service.auth import forget_token_hash
+from service.models import ApiToken
 from service.models import Job
 from service.models import JobPublic
 from service.models import JobSpec
@@ -34,6 +37,7 @@ from service.read_cache import VersionedCache
 
 __all__ = [
     "owned_complete_count",
+    "revoke_token",
     "create_job",
     "delete_job_rows",
     "design_summary",
@@ -46,6 +50,7 @@ __all__ = [
     "jobs_public",
     "list_jobs",
     "list_targets",
+    "list_tokens",
     "list_trials",
     "TrialScore",
     "trial_public",
@@ -54,6 +59,8 @@ __all__ = [
     "trials_changed_since",
     "trials_changed_per_job",
 ]
+
+logger = logging.getLogger(__name__)
 
 _SUMMARY_LABELS = 4
 
@@ -210,6 +217,35 @@ def job_ids(*, session: Session, owner_id: str) -> set[str]:
 
 def list_targets(*, session: Session) -> list[Target]:
     return list(session.exec(select(Target).order_by(col(Target.name))))
+
+
+def list_tokens(session: Session, *, owner_id: str | None) -> list[ApiToken]:
+    """The tokens of `owner_id`, oldest first; every owner's when None (server-side CLI)."""
+    query = select(ApiToken)
+    if owner_id is not None:
+        query = query.where(ApiToken.owner_id == owner_id)
+    return list(session.exec(query.order_by(col(ApiToken.created_at), col(ApiToken.id))))
+
+
+def revoke_token(session: Session, *, owner_id: str, token_id: int) -> bool:
+    """Delete token `token_id` if `owner_id` owns it and commit; False when there was none.
+
+    This process refuses the token from its next request on. Every other process (the
+    other API workers; all of them when the CLI revokes) may accept it for at most
+    `service.auth.TOKEN_CACHE_TTL_S` more: its per-process cache is not told.
+    """
+    token = session.exec(
+        select(ApiToken).where(ApiToken.id == token_id, ApiToken.owner_id == owner_id)
+    ).first()
+    if token is None:
+        return False
+    token_hash, name = token.token_hash, token.name
+    session.delete(token)
+    session.commit()
+    # After the commit: forgetting first would let a concurrent request re-cache the row.
+    forget_token_hash(token_hash)
+    logger.info("revoked token %s (%r) of owner %s", token_id, name, owner_id)
+    return True
 
 
 # --------------------------------------------------------------------------------------

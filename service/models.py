@@ -55,6 +55,8 @@ __all__ = [
     "Target",
     "TargetPublic",
     "TargetsPublic",
+    "TokenPublic",
+    "TokensPublic",
     "Trial",
     "TrialCounts",
     "TrialPublic",
@@ -314,4 +316,19 @@ class TargetPublic(_Public):
 
 class TargetsPublic(_Public):
     data: list[TargetPublic]
+    count: int
+
+
+class TokenPublic(_Public):
+    """One API token of the caller, never its hash or secret; `current` marks the token the
+    request was made with."""
+
+    id: int
+    name: str
+    created_at: dt.datetime
+    current: bool
+
+
+class TokensPublic(_Public):
+    data: list[TokenPublic]
     count: int

@@ -1,4 +1,4 @@
-"""Server-side commands: `ffnas up`, `ffnas worker`, `ffnas token create`.
+"""Server-side commands: `ffnas up`, `ffnas worker`, `ffnas token create|list|revoke`.
 
 `ffnas up` is the embedded default: the API (uvicorn), a controller worker and one
 evaluation worker for the local target run as child processes on SQLite and kombu's
@@ -72,6 +72,71 @@ def token_create(
     except ValueError as exc:
         _fail(str(exc))
     typer.echo(token)
+
+
+@token_app.command("list")
+def token_list(
+    owner: Annotated[
+        str | None, typer.Option(help="Only this owner's tokens (default: every owner's).")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Data directory of the embedded default.")
+    ] = None,
+) -> None:
+    """List API tokens: id, owner, name and creation time (never a secret or hash)."""
+    _use_data_dir(data_dir)
+    from rich.console import Console
+    from rich.table import Table
+
+    from service import crud
+    from service.core.db import init_db
+    from service.core.db import session_scope
+
+    init_db()
+    with session_scope() as session:
+        tokens = crud.list_tokens(session, owner_id=owner)
+    table = Table(title=f"{len(tokens)} API tokens")
+    table.add_column("id", justify="right")
+    # Owner ids are 32 hex digits; wrapping one would make it uncopyable.
+    table.add_column("owner", no_wrap=True, min_width=32)
+    table.add_column("name")
+    table.add_column("created", no_wrap=True)
+    for token in tokens:
+        table.add_row(
+            str(token.id),
+            token.owner_id,
+            token.name,
+            token.created_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        )
+    Console().print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[int, typer.Argument(metavar="ID", help="The token id (`token list`).")],
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Data directory of the embedded default.")
+    ] = None,
+) -> None:
+    """Revoke an API token. Running API processes refuse it within 10 s (their token cache)."""
+    _use_data_dir(data_dir)
+    from service import crud
+    from service.auth import TOKEN_CACHE_TTL_S
+    from service.core.db import init_db
+    from service.core.db import session_scope
+    from service.models import ApiToken
+
+    init_db()
+    with session_scope() as session:
+        # The operator may revoke any owner's token: look the owner up, then revoke as it.
+        token = session.get(ApiToken, token_id)
+        if token is None or not crud.revoke_token(
+            session, owner_id=token.owner_id, token_id=token_id
+        ):
+            _fail(f"no API token with id {token_id}; `ffnas token list` shows the ids")
+    typer.echo(
+        f"revoked token {token_id}; running API processes refuse it within {TOKEN_CACHE_TTL_S:g} s"
+    )
 
 
 # ---------------------------------------------------------------------------------------

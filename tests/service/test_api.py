@@ -395,6 +395,8 @@ def test_openapi_docs_served(client: TestClient) -> None:
         f"{API}/jobs/{{job_id}}/events",
         f"{API}/jobs/{{job_id}}/trials/{{number}}/export",
         f"{API}/targets",
+        f"{API}/tokens",
+        f"{API}/tokens/{{token_id}}",
         "/healthz",
     ):
         assert path in paths, path
